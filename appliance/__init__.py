@@ -1,0 +1,1 @@
+"""The on-prem RAG appliance: API, retrieval and answering, CLI."""

@@ -1,0 +1,1 @@
+"""Replaceable parts of the appliance, each chosen by settings through one small registry."""

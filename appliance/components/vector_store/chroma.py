@@ -1,0 +1,98 @@
+"""Chunks in a Chroma collection (embedded folder or `chroma run`), in a shape llama-index reads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import chromadb
+from chromadb.config import Settings as ChromaClientSettings
+from llama_index.core.schema import TextNode
+from llama_index.core.vector_stores.utils import node_to_metadata_dict
+from llama_index.vector_stores.chroma import ChromaVectorStore
+
+from appliance.domain import Chunk
+from appliance.errors import VectorStoreUnavailable
+
+# Chroma's product telemetry would phone home: the appliance never lets it.
+_CLIENT_SETTINGS = ChromaClientSettings(anonymized_telemetry=False, allow_reset=False)
+# Chroma caps one write; stay well under it so big documents go in several calls.
+_WRITE_BATCH = 1000
+
+
+def embedded_client(path: Path) -> chromadb.ClientAPI:
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=_CLIENT_SETTINGS)
+
+
+def server_client(host: str, port: int) -> chromadb.ClientAPI:
+    try:
+        return chromadb.HttpClient(host=host, port=port, settings=_CLIENT_SETTINGS)
+    except Exception as error:  # the client checks the server at construction
+        raise VectorStoreUnavailable(
+            f"the Chroma server at {host}:{port} does not answer; is `chroma run` started?"
+        ) from error
+
+
+def chunk_metadata(chunk: Chunk) -> dict[str, Any]:
+    """Flat metadata in the shape llama-index's ChromaVectorStore reads back into a node."""
+    metadata: dict[str, Any] = {
+        "doc_id": chunk.doc_id,
+        "version": chunk.version,
+        "chunk_index": chunk.n,
+        "path": chunk.path,
+        "file_type": chunk.file_type,
+    }
+    # Chroma metadata cannot hold None: an absent page or section is an absent key.
+    if chunk.page is not None:
+        metadata["page"] = chunk.page
+    if chunk.section:
+        metadata["section"] = chunk.section
+    node = TextNode(id_=chunk.chunk_id, text=chunk.text, metadata=metadata)
+    node.excluded_embed_metadata_keys = list(metadata)
+    node.excluded_llm_metadata_keys = list(metadata)
+    return node_to_metadata_dict(node, remove_text=True, flat_metadata=True)
+
+
+class ChromaChunkStore:
+    def __init__(self, client: chromadb.ClientAPI, collection: str) -> None:
+        self._client = client
+        # Cosine distance, so 1 - distance is the cosine similarity shown to users.
+        self._collection = client.get_or_create_collection(
+            collection, metadata={"hnsw:space": "cosine"}
+        )
+
+    @property
+    def collection(self) -> chromadb.Collection:
+        return self._collection
+
+    def as_llama_index(self) -> ChromaVectorStore:
+        return ChromaVectorStore(chroma_collection=self._collection)
+
+    def count(self) -> int:
+        return self._collection.count()
+
+    def upsert(self, chunks: Sequence[Chunk], embeddings: Sequence[Sequence[float]]) -> None:
+        for start in range(0, len(chunks), _WRITE_BATCH):
+            batch = chunks[start : start + _WRITE_BATCH]
+            self._collection.upsert(
+                ids=[chunk.chunk_id for chunk in batch],
+                embeddings=[list(vector) for vector in embeddings[start : start + _WRITE_BATCH]],
+                documents=[chunk.text for chunk in batch],
+                metadatas=[chunk_metadata(chunk) for chunk in batch],
+            )
+
+    def chunk_ids(self, doc_id: str) -> list[str]:
+        return self._collection.get(where={"doc_id": doc_id}, include=[])["ids"]
+
+    def delete_document(self, doc_id: str) -> None:
+        self._collection.delete(where={"doc_id": doc_id})
+
+    def delete_other_versions(self, doc_id: str, keep_version: str) -> None:
+        self._collection.delete(
+            where={"$and": [{"doc_id": doc_id}, {"version": {"$ne": keep_version}}]}
+        )
+
+    def heartbeat(self) -> None:
+        self._client.heartbeat()

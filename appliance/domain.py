@@ -1,0 +1,79 @@
+"""The appliance's domain records: what is stored, retrieved and answered."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One indexed passage of a document version; its id is `doc_id:version:n`."""
+
+    doc_id: str
+    version: str
+    n: int
+    text: str
+    path: str
+    page: int | None = None
+    section: str | None = None
+    file_type: str = ""
+
+    @property
+    def chunk_id(self) -> str:
+        return chunk_id(self.doc_id, self.version, self.n)
+
+
+def chunk_id(doc_id: str, version: str, n: int) -> str:
+    return f"{doc_id}:{version}:{n}"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A chunk found by retrieval, with its cosine similarity to the query."""
+
+    chunk_id: str
+    doc_id: str
+    version: str
+    path: str
+    page: int | None
+    section: str | None
+    score: float
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A numbered source given to the model; `cited` says whether the answer refers to it."""
+
+    number: int
+    hit: Hit
+    cited: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"number": self.number, "cited": self.cited, **self.hit.to_dict()}
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    citations: list[Citation] = field(default_factory=list)
+    model: str = ""
+    prompt_version: str = ""
+    seconds_to_first_token: float | None = None
+    seconds_total: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "citations": [citation.to_dict() for citation in self.citations],
+            "model": self.model,
+            "prompt_version": self.prompt_version,
+            "seconds_to_first_token": self.seconds_to_first_token,
+            "seconds_total": self.seconds_total,
+        }

@@ -1,0 +1,47 @@
+"""Errors a user can meet, each with a sentence a person understands and one HTTP status."""
+
+from __future__ import annotations
+
+
+class ApplianceError(Exception):
+    """Base of every user-facing error; `status_code` is what the API answers with."""
+
+    status_code = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InferenceUnavailable(ApplianceError):
+    status_code = 503
+
+
+class VectorStoreUnavailable(ApplianceError):
+    status_code = 503
+
+
+class DocumentNotFound(ApplianceError):
+    status_code = 404
+
+
+class DocumentRejected(ApplianceError):
+    """A document that cannot be indexed; it fails alone, the rest of the job goes on."""
+
+    status_code = 422
+
+
+class UnsupportedFileType(DocumentRejected):
+    status_code = 415
+
+
+class DocumentTooLarge(DocumentRejected):
+    status_code = 413
+
+
+class EmptyDocument(DocumentRejected):
+    pass
+
+
+class DocumentUnreadable(DocumentRejected):
+    pass

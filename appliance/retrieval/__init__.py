@@ -1,0 +1,1 @@
+"""Retrieval: the chunks that best match a question."""

@@ -1,0 +1,68 @@
+"""Dense retrieval through llama-index over the Chroma collection, with our own embedder."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from llama_index.core import VectorStoreIndex
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.schema import NodeWithScore
+from pydantic import PrivateAttr
+
+from appliance.components.embedding import Embedder
+from appliance.components.vector_store.chroma import ChromaChunkStore
+from appliance.domain import Hit
+
+
+class _EmbedderAdapter(BaseEmbedding):
+    """Lets llama-index use the very embedder ingestion used, so queries and chunks match."""
+
+    _embedder: Any = PrivateAttr()
+
+    def __init__(self, embedder: Embedder) -> None:
+        super().__init__(model_name=embedder.name)
+        self._embedder = embedder
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._embedder.embed_query(query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._embedder.embed_documents([text])[0]
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self._embedder.embed_documents(texts)
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+
+def cosine_from_llama_index_score(score: float | None) -> float:
+    # ChromaVectorStore reports exp(-distance); with cosine space, distance = 1 - cosine.
+    return 1.0 + math.log(score) if score else 0.0
+
+
+def to_hit(result: NodeWithScore) -> Hit:
+    metadata = result.node.metadata
+    return Hit(
+        chunk_id=result.node.node_id,
+        doc_id=metadata.get("doc_id", ""),
+        version=metadata.get("version", ""),
+        path=metadata.get("path", ""),
+        page=metadata.get("page"),
+        section=metadata.get("section"),
+        score=round(cosine_from_llama_index_score(result.score), 4),
+        text=result.node.get_content(),
+    )
+
+
+class DenseRetriever:
+    def __init__(self, store: ChromaChunkStore, embedder: Embedder) -> None:
+        self._index = VectorStoreIndex.from_vector_store(
+            store.as_llama_index(), embed_model=_EmbedderAdapter(embedder)
+        )
+
+    def retrieve(self, question: str, top_k: int) -> list[Hit]:
+        retriever = self._index.as_retriever(similarity_top_k=top_k)
+        hits = [to_hit(result) for result in retriever.retrieve(question)]
+        return sorted(hits, key=lambda hit: hit.score, reverse=True)

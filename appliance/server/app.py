@@ -1,0 +1,33 @@
+"""Creates the FastAPI application and maps every user-facing error to one status code."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from appliance.container import Components
+from appliance.errors import ApplianceError
+from appliance.server.health_router import health_router
+from appliance.server.query_router import query_router
+from appliance.settings import Settings
+
+
+async def _appliance_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ApplianceError)
+    return JSONResponse(
+        status_code=error.status_code,
+        content={"error": type(error).__name__, "message": error.message},
+    )
+
+
+def create_app(settings: Settings, components: Components | None = None) -> FastAPI:
+    app = FastAPI(
+        title="On-prem RAG appliance",
+        description="Ask questions of internal documents; answers cite their sources.",
+        version="0.1.0",
+    )
+    app.state.components = components or Components(settings)
+    app.add_exception_handler(ApplianceError, _appliance_error)
+    app.include_router(query_router)
+    app.include_router(health_router)
+    return app

@@ -1,0 +1,44 @@
+"""GET /healthz: the state of each dependency; 503 when any of them is down."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from appliance.components.llm.openai_like import served_models
+from appliance.container import Components
+from appliance.errors import ApplianceError
+
+health_router = APIRouter(tags=["health"])
+
+
+def _vector_store(components: Components) -> dict[str, Any]:
+    try:
+        return {"ok": True, "chunks": components.chunk_store.count()}
+    except Exception as error:  # any failure here is reported, not raised
+        return {"ok": False, "detail": f"{type(error).__name__}: {error}"}
+
+
+def _inference(components: Components) -> dict[str, Any]:
+    settings = components.settings.llm
+    try:
+        models = served_models(settings)
+    except ApplianceError as error:
+        return {"ok": False, "url": settings.base_url, "detail": error.message}
+    if settings.model not in models:
+        detail = f"serves {models}, not the configured model {settings.model!r}"
+        return {"ok": False, "url": settings.base_url, "detail": detail}
+    return {"ok": True, "url": settings.base_url, "model": settings.model}
+
+
+@health_router.get("/healthz")
+def healthz(request: Request) -> JSONResponse:
+    components: Components = request.app.state.components
+    checks = {"vector_store": _vector_store(components), "inference": _inference(components)}
+    healthy = all(check["ok"] for check in checks.values())
+    return JSONResponse(
+        status_code=200 if healthy else 503,
+        content={"status": "ok" if healthy else "degraded", "dependencies": checks},
+    )

