@@ -142,6 +142,8 @@ class IngestService:
 
         try:
             blocks = parse(source.path, self._settings.ingest.parser_strategy)
+        except DocumentRejected:
+            raise
         except Exception as error:  # a parser's own failure is this document's failure only
             raise DocumentUnreadable(
                 f"{path.name} could not be read as {path.suffix.lstrip('.').upper()}: "

@@ -11,6 +11,8 @@ from appliance.settings.settings import EmbeddingSettings
 # Belt and braces: even a mistyped model name must never turn into a hub download.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The CLI draws its own progress; the weight-loading bars would interleave with it.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def resolve_model_dir(model: str) -> Path:

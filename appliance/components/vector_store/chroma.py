@@ -8,7 +8,7 @@ from typing import Any
 
 import chromadb
 from chromadb.config import Settings as ChromaClientSettings
-from llama_index.core.schema import TextNode
+from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 from llama_index.core.vector_stores.utils import node_to_metadata_dict
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
@@ -50,6 +50,9 @@ def chunk_metadata(chunk: Chunk) -> dict[str, Any]:
     if chunk.section:
         metadata["section"] = chunk.section
     node = TextNode(id_=chunk.chunk_id, text=chunk.text, metadata=metadata)
+    # llama-index writes the node's source document id over "doc_id" (and "ref_doc_id"), so the
+    # document must be the node's SOURCE, or every chunk would read doc_id "None".
+    node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=chunk.doc_id)
     node.excluded_embed_metadata_keys = list(metadata)
     node.excluded_llm_metadata_keys = list(metadata)
     return node_to_metadata_dict(node, remove_text=True, flat_metadata=True)

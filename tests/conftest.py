@@ -1,0 +1,44 @@
+"""Shared fixtures: the test profile, per-test data dirs, and the real embedder loaded once."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+# Under pytest the test profile applies on top of the embedded default, and nothing may reach
+# a model hub.
+os.environ["APPLIANCE_PROFILES"] = "embedded,test"
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+from appliance.components.embedding import Embedder, build_embedder
+from appliance.settings import Settings, load_settings
+from appliance.settings.settings import EmbeddingSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "samples" / "corpus"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def settings_for(data_dir: Path, **overrides: str) -> Settings:
+    """Settings as the CLI would load them, for this data dir and APPLIANCE__ overrides."""
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("APPLIANCE")}
+    environ |= {"APPLIANCE_DATA_DIR": str(data_dir), **overrides}
+    return load_settings(environ=environ)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return settings_for(tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    return build_embedder(EmbeddingSettings())

@@ -1,0 +1,42 @@
+"""With the inference service down, the API answers a clear 503, never a stack trace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from appliance.container import Components
+from appliance.server.app import create_app
+from tests.conftest import CORPUS, free_port, settings_for
+
+
+def test_dead_inference_gives_503_with_a_clear_message(tmp_path: Path, embedder) -> None:
+    dead_url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    settings = settings_for(tmp_path / "data", APPLIANCE_LLM_BASE_URL=dead_url)
+    components = Components(settings)
+    components.embedder = embedder  # reuse the session's loaded model
+    from ingest.catalog import Catalog
+    from ingest.service import IngestService
+
+    IngestService(
+        settings, embedder, components.chunk_store, Catalog(settings.catalog_path)
+    ).ingest([CORPUS / "onboarding.md"])
+    client = TestClient(create_app(settings, components), raise_server_exceptions=False)
+
+    response = client.post("/v1/query", json={"question": "What is the build cache called?"})
+    assert response.status_code == 503
+    body = response.json()
+    assert body["error"] == "InferenceUnavailable"
+    assert dead_url in body["message"] and "appliance models serve" in body["message"]
+
+    health = client.get("/healthz")
+    assert health.status_code == 503
+    dependencies = health.json()["dependencies"]
+    assert dependencies["vector_store"]["ok"] is True
+    assert dependencies["inference"]["ok"] is False
+
+
+def test_empty_question_is_rejected(settings) -> None:
+    client = TestClient(create_app(settings))
+    assert client.post("/v1/query", json={"question": ""}).status_code == 422
