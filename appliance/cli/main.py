@@ -86,6 +86,17 @@ def _where(hit: Hit) -> str:
 # ---------------------------------------------------------------- documents
 
 
+def _ingest_service(settings: Settings):
+    # Imported here: `appliance` core never imports `ingest`; the CLI is where they meet.
+    from ingest.catalog import Catalog
+    from ingest.service import IngestService
+
+    components = Components(settings)
+    return IngestService(
+        settings, components.embedder, components.chunk_store, Catalog(settings.catalog_path)
+    )
+
+
 @app.command()
 @friendly
 def ingest(
@@ -93,14 +104,10 @@ def ingest(
     as_json: JsonOption = False,
 ) -> None:
     """Index documents (md, txt, html, pdf, docx). Unchanged files are skipped."""
-    from ingest.catalog import Catalog
-    from ingest.service import IngestService, expand_paths
+    from ingest.service import expand_paths
 
     settings = _settings()
-    components = Components(settings)
-    service = IngestService(
-        settings, components.embedder, components.chunk_store, Catalog(settings.catalog_path)
-    )
+    service = _ingest_service(settings)
     files = expand_paths(paths)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeElapsedColumn(), console=errors, disable=as_json) as progress:
@@ -140,15 +147,7 @@ def ingest(
 @friendly
 def delete(path_or_id: Annotated[str, typer.Argument(help="A document's path or id.")]) -> None:
     """Remove a document and all its chunks from the index."""
-    from ingest.catalog import Catalog
-    from ingest.service import IngestService
-
-    settings = _settings()
-    components = Components(settings)
-    service = IngestService(
-        settings, components.embedder, components.chunk_store, Catalog(settings.catalog_path)
-    )
-    doc_id = service.delete(path_or_id)
+    doc_id = _ingest_service(_settings()).delete(path_or_id)
     console.print(f"deleted document {doc_id} ({path_or_id}) and its chunks")
 
 
