@@ -45,3 +45,11 @@ class EmptyDocument(DocumentRejected):
 
 class DocumentUnreadable(DocumentRejected):
     pass
+
+
+class QueueUnavailable(ApplianceError):
+    status_code = 503
+
+
+class UploadRejected(ApplianceError):
+    status_code = 400

@@ -24,7 +24,7 @@ from appliance.errors import (
 from appliance.settings import Settings
 from ingest.catalog import Catalog
 from ingest.chunker import Chunker
-from ingest.parsers import parser_for, supported_extensions
+from ingest.parsers import ParseOptions, parser_for, supported_extensions
 
 VERSION_HEX = 16
 
@@ -103,6 +103,11 @@ class IngestService:
         self._chunker = Chunker(
             embedder, settings.ingest.chunk_tokens, settings.ingest.chunk_overlap_tokens
         )
+        self._parse_options = ParseOptions(
+            strategy=settings.ingest.parser_strategy,
+            max_line_bytes=int(settings.ingest.max_line_mb * 2**20),
+            max_unpacked_bytes=int(settings.ingest.max_unpacked_mb * 2**20),
+        )
 
     def ingest(
         self, paths: Iterable[Path], on_file: Callable[[FileOutcome], None] | None = None
@@ -135,13 +140,15 @@ class IngestService:
                 f"{path.name} is {path.stat().st_size / 2**20:.1f} MB, over the "
                 f"{self._settings.ingest.max_file_mb:g} MB limit (ingest.max_file_mb)"
             )
+        if path.stat().st_size == 0:
+            raise EmptyDocument(f"{path.name} is empty (0 bytes)")
         source = SourceFile.read(path)
         known = self._catalog.get(source.doc_id)
         if known and known.status == "indexed" and known.version == source.version:
             return FileOutcome(str(path), "unchanged", chunks=0, doc_id=source.doc_id)
 
         try:
-            blocks = parse(source.path, self._settings.ingest.parser_strategy)
+            blocks = parse(source.path, self._parse_options)
         except DocumentRejected:
             raise
         except Exception as error:  # a parser's own failure is this document's failure only

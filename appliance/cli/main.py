@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,6 +18,10 @@ from appliance.container import Components
 from appliance.domain import Hit
 from appliance.errors import ApplianceError
 from appliance.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from ingest.job_store import Job
+    from ingest.jobs import IngestJobs
 
 app = typer.Typer(
     help=(
@@ -85,69 +89,186 @@ def _where(hit: Hit) -> str:
 
 # ---------------------------------------------------------------- documents
 
+WaitOption = Annotated[
+    bool,
+    typer.Option(
+        "--wait/--no-wait",
+        help="Follow the job with a progress bar until it is done (queued mode).",
+    ),
+]
 
-def _ingest_service(settings: Settings):
+
+def _ingest_jobs(settings: Settings) -> IngestJobs:
     # Imported here: `appliance` core never imports `ingest`; the CLI is where they meet.
-    from ingest.catalog import Catalog
-    from ingest.service import IngestService
+    from ingest.jobs import build_ingest_jobs
 
-    components = Components(settings)
-    return IngestService(
-        settings, components.embedder, components.chunk_store, Catalog(settings.catalog_path)
-    )
+    # Inline work runs on a background thread so this thread can draw the progress bar.
+    return build_ingest_jobs(Components(settings), background=True)
+
+
+def _follow(jobs: IngestJobs, job_id: str, wait: bool, as_json: bool) -> None:
+    """Draws the job's progress until it is done, then prints its summary."""
+    import time
+
+    job = jobs.store.get(job_id)
+    inline = jobs.settings.ingest.mode == "inline"
+    if not (wait or inline):
+        if as_json:
+            _print_json(job.to_dict())
+        else:
+            console.print(
+                f"job {job_id} queued: {job.files_total} files (`appliance jobs {job_id}`)"
+            )
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=errors, disable=as_json) as progress:
+        task = progress.add_task(f"job {job_id}", total=job.files_total)
+        while job.status != "done":
+            time.sleep(0.2)
+            job = jobs.store.get(job_id)
+            progress.update(task, completed=job.files_done)
+    seconds = max(item.updated_at for item in job.files) - job.created_at if job.files else 0.0
+    if as_json:
+        _print_json({**job.to_dict(), "seconds": round(seconds, 3), **_counts(job)})
+    else:
+        for item in job.files:
+            if item.status == "failed":
+                errors.print(f"[red]failed[/] {item.path}: {item.error}")
+        counts = _counts(job)
+        console.print(
+            f"job {job_id}: {job.files_total} files: {counts['indexed']} indexed, "
+            f"{counts['unchanged']} unchanged, {counts['deleted']} deleted, "
+            f"{counts['failed']} failed; {job.chunks_written} chunks written in {seconds:.1f} s "
+            f"into {jobs.settings.data_dir}"
+        )
+    if job.count("failed"):
+        raise typer.Exit(1)
+
+
+def _counts(job: Job) -> dict[str, int]:
+    statuses = ("indexed", "unchanged", "deleted", "failed")
+    return {status: job.count(status) for status in statuses} | {"chunks": job.chunks_written}
 
 
 @app.command()
 @friendly
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")],
+    wait: WaitOption = True,
     as_json: JsonOption = False,
 ) -> None:
     """Index documents (md, txt, html, pdf, docx). Unchanged files are skipped."""
-    from ingest.service import expand_paths
+    jobs = _ingest_jobs(_settings())
+    _follow(jobs, jobs.submit_paths(paths).job_id, wait, as_json)
 
-    settings = _settings()
-    service = _ingest_service(settings)
-    files = expand_paths(paths)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, TimeElapsedColumn(), console=errors, disable=as_json) as progress:
-        task = progress.add_task("ingesting", total=len(files))
-        report = service.ingest(
-            files,
-            on_file=lambda outcome: progress.update(
-                task, advance=1, description=Path(outcome.path).name
-            ),
+
+@app.command()
+@friendly
+def sync(
+    folders: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Folders to sync (default: every registered source)."),
+    ] = None,
+    wait: WaitOption = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Bring the index in line with folders: ingest new and changed files, drop removed ones."""
+    jobs = _ingest_jobs(_settings())
+    targets = folders or [Path(source.path) for source in jobs.store.sources()]
+    if not targets:
+        raise typer.BadParameter(
+            "no folder given and no source registered (`appliance sources add`)"
         )
+    for folder in targets:
+        _follow(jobs, jobs.sync(folder).job_id, wait, as_json)
+
+
+@app.command()
+@friendly
+def retry(wait: WaitOption = True, as_json: JsonOption = False) -> None:
+    """Ingest again every document whose last attempt failed."""
+    jobs = _ingest_jobs(_settings())
+    job = jobs.retry_failed()
+    if job is None:
+        console.print("no failed documents to retry")
+        return
+    _follow(jobs, job.job_id, wait, as_json)
+
+
+@app.command("jobs")
+@friendly
+def list_jobs(
+    job_id: Annotated[str | None, typer.Argument(help="Show this job's files.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List recent ingest jobs, or one job's files with their status and errors."""
+    from ingest.job_store import JobStore
+
+    store = JobStore(_settings().catalog_path)
+    if job_id:
+        job = store.get(job_id)
+        if job is None:
+            raise typer.BadParameter(f"no job {job_id}")
+        if as_json:
+            _print_json(job.to_dict())
+            return
+        table = Table("#", "status", "chunks", "path", "error")
+        for item in job.files:
+            table.add_row(str(item.n), item.status, str(item.chunks), item.path, item.error or "")
+        console.print(table)
+        return
+    found = store.list()
     if as_json:
-        _print_json(
-            {
-                "files": [outcome.__dict__ for outcome in report.outcomes],
-                "indexed": report.count("indexed"),
-                "unchanged": report.count("unchanged"),
-                "failed": report.count("failed"),
-                "chunks": report.chunks_written,
-                "seconds": round(report.seconds, 3),
-            }
+        _print_json([job.to_dict(with_files=False) for job in found])
+        return
+    table = Table("job", "kind", "status", "files", "failed", "chunks")
+    for job in found:
+        table.add_row(
+            job.job_id,
+            job.kind,
+            job.status,
+            f"{job.files_done}/{job.files_total}",
+            str(job.count("failed")),
+            str(job.chunks_written),
         )
-    else:
-        for outcome in report.outcomes:
-            if outcome.status == "failed":
-                errors.print(f"[red]failed[/] {outcome.path}: {outcome.error}")
-        console.print(
-            f"{len(report.outcomes)} files: {report.count('indexed')} indexed, "
-            f"{report.count('unchanged')} unchanged, {report.count('failed')} failed; "
-            f"{report.chunks_written} chunks written in {report.seconds:.1f} s "
-            f"into {settings.data_dir}"
-        )
-    if report.count("failed"):
-        raise typer.Exit(1)
+    console.print(table)
+
+
+sources_app = typer.Typer(help="Register folders whose documents `appliance sync` keeps indexed.")
+app.add_typer(sources_app, name="sources")
+
+
+@sources_app.command("add")
+@friendly
+def sources_add(folder: Path) -> None:
+    """Register a folder as a source."""
+    source = _ingest_jobs(_settings()).add_source(folder)
+    console.print(f"source {source.source_id}: {source.path} (sync it with `appliance sync`)")
+
+
+@sources_app.command("list")
+@friendly
+def sources_list() -> None:
+    """List registered source folders."""
+    from ingest.job_store import JobStore
+
+    for source in JobStore(_settings().catalog_path).sources():
+        console.print(f"{source.source_id}  {source.path}")
 
 
 @app.command()
 @friendly
 def delete(path_or_id: Annotated[str, typer.Argument(help="A document's path or id.")]) -> None:
     """Remove a document and all its chunks from the index."""
-    doc_id = _ingest_service(_settings()).delete(path_or_id)
+    from ingest.catalog import Catalog
+    from ingest.service import IngestService
+
+    settings = _settings()
+    components = Components(settings)
+    service = IngestService(
+        settings, components.embedder, components.chunk_store, Catalog(settings.catalog_path)
+    )
+    doc_id = service.delete(path_or_id)
     console.print(f"deleted document {doc_id} ({path_or_id}) and its chunks")
 
 
@@ -165,6 +286,30 @@ def documents(as_json: JsonOption = False) -> None:
     for record in records:
         table.add_row(record.status, str(record.chunks), record.path, record.error or "")
     console.print(table)
+
+
+@app.command()
+@friendly
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Overrides worker.concurrency.")] = None,
+    name: Annotated[str | None, typer.Option(help="Worker name (default ingest@HOST).")] = None,
+) -> None:
+    """Run an ingestion worker: takes queued documents from Redis (ingest.mode: celery)."""
+    settings = _settings()
+    from ingest.tasks import celery_app
+
+    celery_app.worker_main(
+        [
+            "worker",
+            "--loglevel=INFO",
+            "--pool=prefork",
+            f"--concurrency={concurrency or settings.worker.concurrency}",
+            "--queues=ingest",
+            f"--hostname={name or 'ingest@%h'}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
 
 
 # ---------------------------------------------------------------- questions

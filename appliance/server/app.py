@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from appliance.container import Components
 from appliance.errors import ApplianceError
+from appliance.server.documents_router import documents_router
 from appliance.server.health_router import health_router
 from appliance.server.query_router import query_router
 from appliance.settings import Settings
@@ -30,4 +31,5 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
     app.add_exception_handler(ApplianceError, _appliance_error)
     app.include_router(query_router)
     app.include_router(health_router)
+    app.include_router(documents_router)
     return app

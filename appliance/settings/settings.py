@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Section(BaseModel):
@@ -33,11 +33,34 @@ class EmbeddingSettings(_Section):
 
 
 class IngestSettings(_Section):
+    # inline: the calling process ingests (CLI, or the API in a background thread);
+    # celery: jobs go through Redis to `appliance worker` processes.
+    mode: Literal["inline", "celery"] = "inline"
     # The embedder's window is 256 word pieces including [CLS] and [SEP].
     chunk_tokens: int = 254
     chunk_overlap_tokens: int = 32
     max_file_mb: float = 50.0
+    # A plain-text line this long is data, not prose (it would be one giant paragraph).
+    max_line_mb: float = 1.0
+    # A DOCX that unpacks to more than this is refused (zip bombs).
+    max_unpacked_mb: float = 200.0
+    # A document whose worker dies this many times is marked failed instead of retried again.
+    max_attempts: int = 3
+    document_timeout_s: int = 900
     parser_strategy: Literal["fast"] = "fast"
+
+
+class BrokerSettings(_Section):
+    url: str = "redis://127.0.0.1:6379/0"
+    # A task not acknowledged this long after delivery (its worker died) is delivered again.
+    # Longer than the slowest document, or a slow document would run twice.
+    visibility_timeout_s: int = 3600
+    restore_interval_s: int = 10
+    connect_timeout_s: float = 3.0
+
+
+class WorkerSettings(_Section):
+    concurrency: int = 1
 
 
 class RetrievalSettings(_Section):
@@ -90,6 +113,19 @@ class Settings(_Section):
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     models: ModelsSettings = Field(default_factory=ModelsSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+
+    @model_validator(mode="after")
+    def _one_writer_for_embedded_chroma(self) -> Settings:
+        # Measured: a second process writing an embedded Chroma folder breaks the first one's
+        # reads ("Error creating hnsw segment reader"), so workers need `chroma run`.
+        if self.ingest.mode == "celery" and self.vector_store.mode == "chroma_embedded":
+            raise ValueError(
+                "ingest.mode 'celery' needs vector_store.mode 'chroma_server': an embedded Chroma "
+                "folder can only be used by one process"
+            )
+        return self
 
     # Everything the appliance writes sits under data_dir, so two data dirs never mix.
     @property
@@ -103,6 +139,10 @@ class Settings(_Section):
     @property
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
 
     @property
     def run_dir(self) -> Path:

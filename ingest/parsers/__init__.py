@@ -20,7 +20,14 @@ class Block:
     section: str | None = None
 
 
-Parser = Callable[[Path, str], list[Block]]
+@dataclass(frozen=True)
+class ParseOptions:
+    strategy: str = "fast"
+    max_line_bytes: int = 2**20
+    max_unpacked_bytes: int = 200 * 2**20
+
+
+Parser = Callable[[Path, ParseOptions], list[Block]]
 
 _PARSERS: dict[str, Parser] = {}
 _MODULES = ("unstructured_parsers",)

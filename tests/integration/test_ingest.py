@@ -100,7 +100,7 @@ def test_a_broken_file_fails_alone_with_a_clear_message(
     failed = {Path(o.path).name: o.error for o in report.outcomes if o.status == "failed"}
     assert set(failed) == {"broken.pdf", "empty.md"}
     assert "broken.pdf is not a valid PDF" in failed["broken.pdf"]
-    assert "no text" in failed["empty.md"]
+    assert "is empty" in failed["empty.md"]
     assert report.count("indexed") == 5
     statuses = {Path(r.path).name: r.status for r in Catalog(settings.catalog_path).list()}
     assert statuses["broken.pdf"] == "failed" and statuses["onboarding.md"] == "indexed"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from appliance.errors import UnsupportedFileType
-from ingest.parsers import parser_for
+from ingest.parsers import ParseOptions, parser_for
 from tests.conftest import CORPUS, ROOT
 
 SAMPLES = sorted(CORPUS.iterdir())
@@ -19,11 +19,11 @@ SAMPLES = sorted(CORPUS.iterdir())
 _PARSE_ALL = """
 import json, sys
 from pathlib import Path
-from ingest.parsers import parser_for
+from ingest.parsers import ParseOptions, parser_for
 out = {}
 for name in sys.argv[1:]:
     path = Path(name)
-    blocks = parser_for(path)(path, "fast")
+    blocks = parser_for(path)(path, ParseOptions())
     out[path.name] = [[b.text, b.page, b.section] for b in blocks]
 print(json.dumps(out))
 """
@@ -69,7 +69,7 @@ def test_parsing_opens_no_connection(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     for path in SAMPLES:
-        assert parser_for(path)(path, "fast")
+        assert parser_for(path)(path, ParseOptions())
     assert attempts == []
 
 

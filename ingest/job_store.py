@@ -1,0 +1,241 @@
+"""Ingest jobs and their files, in the catalog's SQLite database: what a job listing shows.
+
+A job is a list of files, each with an action (ingest or delete), a status and an error. A
+file row is the unit of work: one Celery task each, so one bad document fails alone and a
+worker killed mid-document redoes only that document.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id      TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL,      -- paths | upload | sync | retry
+    source      TEXT,
+    created_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS job_files (
+    job_id      TEXT NOT NULL REFERENCES jobs(job_id),
+    n           INTEGER NOT NULL,
+    path        TEXT NOT NULL,
+    action      TEXT NOT NULL,      -- ingest | delete
+    status      TEXT NOT NULL,      -- queued | running | indexed | unchanged | deleted | failed
+    error       TEXT,
+    chunks      INTEGER NOT NULL DEFAULT 0,
+    doc_id      TEXT,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    worker      TEXT,
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (job_id, n)
+);
+CREATE TABLE IF NOT EXISTS sources (
+    source_id   TEXT PRIMARY KEY,
+    path        TEXT NOT NULL UNIQUE,
+    created_at  REAL NOT NULL
+);
+"""
+TERMINAL = ("indexed", "unchanged", "deleted", "failed")
+
+
+@dataclass(frozen=True)
+class JobItem:
+    """A file to put in a job; `error` makes it failed from the start (a refused upload)."""
+
+    path: str
+    action: str = "ingest"
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class JobFile:
+    job_id: str
+    n: int
+    path: str
+    action: str
+    status: str
+    error: str | None
+    chunks: int
+    doc_id: str | None
+    attempts: int
+    worker: str | None
+    updated_at: float
+
+
+@dataclass
+class Job:
+    job_id: str
+    kind: str
+    source: str | None
+    created_at: float
+    files: list[JobFile] = field(default_factory=list)
+
+    @property
+    def files_total(self) -> int:
+        return len(self.files)
+
+    @property
+    def files_done(self) -> int:
+        return sum(1 for item in self.files if item.status in TERMINAL)
+
+    @property
+    def chunks_written(self) -> int:
+        return sum(item.chunks for item in self.files if item.status == "indexed")
+
+    @property
+    def status(self) -> str:
+        if self.files_done == self.files_total:
+            return "done"
+        return "running" if any(item.status != "queued" for item in self.files) else "queued"
+
+    def count(self, status: str) -> int:
+        return sum(1 for item in self.files if item.status == status)
+
+    def to_dict(self, with_files: bool = True) -> dict:
+        summary = {
+            "job_id": self.job_id,
+            "kind": self.kind,
+            "source": self.source,
+            "created_at": self.created_at,
+            "status": self.status,
+            "files_total": self.files_total,
+            "files_done": self.files_done,
+            "chunks_written": self.chunks_written,
+            "failed": self.count("failed"),
+        }
+        if with_files:
+            summary["files"] = [item.__dict__ for item in self.files]
+        return summary
+
+
+@dataclass(frozen=True)
+class Source:
+    source_id: str
+    path: str
+    created_at: float
+
+
+class JobStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        with self._connect() as connection:
+            connection.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        connection = sqlite3.connect(self._path, timeout=30)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            with connection:
+                yield connection
+        finally:
+            connection.close()
+
+    def create(self, kind: str, items: list[JobItem], source: str | None = None) -> str:
+        job_id = uuid.uuid4().hex[:12]
+        now = time.time()
+        with self._connect() as connection:
+            connection.execute("INSERT INTO jobs VALUES (?, ?, ?, ?)", (job_id, kind, source, now))
+            connection.executemany(
+                "INSERT INTO job_files (job_id, n, path, action, status, error, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        job_id,
+                        n,
+                        item.path,
+                        item.action,
+                        "failed" if item.error else "queued",
+                        item.error,
+                        now,
+                    )
+                    for n, item in enumerate(items)
+                ],
+            )
+        return job_id
+
+    def start(self, job_id: str, n: int, worker: str) -> JobFile | None:
+        """Claims a file for work and counts the attempt; None if it is already finished."""
+        with self._connect() as connection:
+            connection.execute(
+                "UPDATE job_files SET status='running', attempts=attempts+1, worker=?,"
+                " updated_at=? WHERE job_id=? AND n=? AND status IN ('queued', 'running')",
+                (worker, time.time(), job_id, n),
+            )
+            row = connection.execute(
+                "SELECT * FROM job_files WHERE job_id=? AND n=?", (job_id, n)
+            ).fetchone()
+        if row is None:
+            raise KeyError(f"no file {n} in job {job_id}")
+        item = JobFile(*row)
+        return item if item.status == "running" else None
+
+    def finish(
+        self,
+        job_id: str,
+        n: int,
+        status: str,
+        chunks: int = 0,
+        error: str | None = None,
+        doc_id: str | None = None,
+    ) -> None:
+        with self._connect() as connection:
+            connection.execute(
+                "UPDATE job_files SET status=?, chunks=?, error=?, doc_id=?, updated_at=?"
+                " WHERE job_id=? AND n=?",
+                (status, chunks, error, doc_id, time.time(), job_id, n),
+            )
+
+    def get(self, job_id: str) -> Job | None:
+        with self._connect() as connection:
+            row = connection.execute("SELECT * FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+            if row is None:
+                return None
+            files = connection.execute(
+                "SELECT * FROM job_files WHERE job_id=? ORDER BY n", (job_id,)
+            ).fetchall()
+        return Job(*row, files=[JobFile(*item) for item in files])
+
+    def list(self, limit: int = 50) -> list[Job]:
+        with self._connect() as connection:
+            ids = connection.execute(
+                "SELECT job_id FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [job for (job_id,) in ids if (job := self.get(job_id))]
+
+    def queued(self, job_id: str) -> list[int]:
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT n FROM job_files WHERE job_id=? AND status='queued' ORDER BY n", (job_id,)
+            ).fetchall()
+        return [n for (n,) in rows]
+
+    def add_source(self, path: str) -> Source:
+        with self._connect() as connection:
+            connection.execute(
+                "INSERT OR IGNORE INTO sources VALUES (?, ?, ?)",
+                (uuid.uuid4().hex[:8], path, time.time()),
+            )
+            row = connection.execute("SELECT * FROM sources WHERE path=?", (path,)).fetchone()
+        return Source(*row)
+
+    def sources(self) -> list[Source]:
+        with self._connect() as connection:
+            rows = connection.execute("SELECT * FROM sources ORDER BY path").fetchall()
+        return [Source(*row) for row in rows]
+
+    def source(self, source_id_or_path: str) -> Source | None:
+        with self._connect() as connection:
+            row = connection.execute(
+                "SELECT * FROM sources WHERE source_id=? OR path=?",
+                (source_id_or_path, source_id_or_path),
+            ).fetchone()
+        return Source(*row) if row else None

@@ -1,0 +1,123 @@
+"""Ingest jobs as the CLI and API see them: submit files, uploads or a folder sync; list; retry."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+
+from appliance.container import Components
+from appliance.errors import UploadRejected
+from ingest.catalog import Catalog
+from ingest.dispatch import Dispatcher, build_dispatcher
+from ingest.job_store import Job, JobItem, JobStore, Source
+from ingest.service import IngestService, expand_paths
+
+_MAX_NAME = 255
+
+
+def upload_name_problem(name: str) -> str | None:
+    """Why an uploaded file's name cannot be stored as given, or None if it can."""
+    if "\x00" in name:
+        return "the file name contains a NUL character"
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        return f"the file name {name!r} is not a plain file name (no folders or '..' allowed)"
+    if len(name.encode()) > _MAX_NAME:
+        return "the file name is longer than 255 bytes"
+    return None
+
+
+class IngestJobs:
+    def __init__(
+        self, components: Components, jobs: JobStore, catalog: Catalog, dispatcher: Dispatcher
+    ) -> None:
+        self.settings = components.settings
+        self._components = components
+        self.store = jobs
+        self.catalog = catalog
+        self._dispatcher = dispatcher
+
+    def _submit(self, kind: str, items: list[JobItem], source: str | None = None) -> Job:
+        job_id = self.store.create(kind, items, source)
+        queued = self.store.queued(job_id)
+        if queued:
+            self._dispatcher.dispatch(job_id, queued)
+        job = self.store.get(job_id)
+        assert job is not None
+        return job
+
+    def submit_paths(self, paths: Iterable[Path]) -> Job:
+        items = [JobItem(str(path.resolve())) for path in expand_paths(paths)]
+        return self._submit("paths", items)
+
+    def submit_upload(self, files: list[tuple[str, bytes]]) -> Job:
+        """Stores each upload under data_dir/uploads by name (a later upload of the same name is
+        a new version of that document) and queues it; bad names and repeats fail alone."""
+        if not files:
+            raise UploadRejected("the upload contains no files")
+        folder = self.settings.uploads_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        seen: dict[str, str] = {}
+        items: list[JobItem] = []
+        for name, content in files:
+            problem = upload_name_problem(name)
+            if problem:
+                shown = name.replace("\x00", "\\0")
+                items.append(JobItem(shown or "(no name)", error=f"{shown}: {problem}"))
+                continue
+            digest = hashlib.sha256(content).hexdigest()
+            first = seen.get(name) or seen.get(digest)
+            if first:
+                message = f"{name}: the same file is in this upload twice; it was ingested once"
+                items.append(JobItem(str(folder / name), error=message))
+                continue
+            seen[name] = seen[digest] = name
+            target = folder / name
+            target.write_bytes(content)
+            items.append(JobItem(str(target)))
+        return self._submit("upload", items)
+
+    def submit_delete(self, doc_ids: list[str]) -> Job:
+        """Deletes go through the job queue too, so one process owns embedded Chroma's writes."""
+        return self._submit("delete", [JobItem(doc_id, action="delete") for doc_id in doc_ids])
+
+    def add_source(self, folder: Path) -> Source:
+        if not folder.is_dir():
+            raise UploadRejected(f"{folder} is not a folder")
+        return self.store.add_source(str(folder.resolve()))
+
+    def sync(self, folder: Path) -> Job:
+        """New and changed files are ingested (unchanged ones are skipped cheaply by hash);
+        documents whose file is gone from the folder are deleted."""
+        folder = folder.resolve()
+        if not folder.is_dir():
+            raise UploadRejected(f"{folder} is not a folder")
+        present = [path.resolve() for path in expand_paths([folder])]
+        present_paths = {str(path) for path in present}
+        gone = [
+            record.path
+            for record in self.catalog.list()
+            if Path(record.path).is_relative_to(folder) and record.path not in present_paths
+        ]
+        items = [JobItem(str(path)) for path in present]
+        items += [JobItem(path, action="delete") for path in gone]
+        return self._submit("sync", items, source=str(folder))
+
+    def retry_failed(self) -> Job | None:
+        failed = [record.path for record in self.catalog.list() if record.status == "failed"]
+        existing = [path for path in failed if Path(path).is_file()]
+        return self._submit("retry", [JobItem(path) for path in existing]) if existing else None
+
+
+def build_ingest_jobs(components: Components, background: bool) -> IngestJobs:
+    settings = components.settings
+    catalog = Catalog(settings.catalog_path)
+    store = JobStore(settings.catalog_path)
+
+    @functools.cache
+    def service() -> IngestService:
+        return IngestService(settings, components.embedder, components.chunk_store, catalog)
+
+    dispatcher = build_dispatcher(settings, store, service, background)
+    return IngestJobs(components, store, catalog, dispatcher)
