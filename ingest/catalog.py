@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+
+from sqlalchemy import text
+
+from appliance.settings import Settings
+from ingest.database import Database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -19,8 +20,8 @@ CREATE TABLE IF NOT EXISTS documents (
     error       TEXT,
     chunks      INTEGER NOT NULL DEFAULT 0,
     bytes       INTEGER NOT NULL DEFAULT 0,
-    updated_at  REAL NOT NULL
-);
+    updated_at  DOUBLE PRECISION NOT NULL
+)
 """
 
 
@@ -38,64 +39,66 @@ class DocumentRecord:
 
 
 class Catalog:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._path = path
-        with self._connect() as connection:
-            connection.executescript(_SCHEMA)
+    def __init__(self, database: Database) -> None:
+        self._db = database
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        # WAL lets the API read while a worker writes; each call is one short transaction.
-        connection = sqlite3.connect(self._path, timeout=30)
-        try:
-            connection.execute("PRAGMA journal_mode=WAL")
-            with connection:
-                yield connection
-        finally:
-            connection.close()
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Catalog:
+        return cls(Database.for_settings(settings, _SCHEMA))
+
+    def _one(self, sql: str, **params: object) -> DocumentRecord | None:
+        with self._db.transaction() as connection:
+            row = connection.execute(text(sql), params).fetchone()
+        return DocumentRecord(*row) if row else None
 
     def get(self, doc_id: str) -> DocumentRecord | None:
-        with self._connect() as connection:
-            row = connection.execute(
-                "SELECT * FROM documents WHERE doc_id = ?", (doc_id,)
-            ).fetchone()
-        return DocumentRecord(*row) if row else None
+        return self._one("SELECT * FROM documents WHERE doc_id = :doc_id", doc_id=doc_id)
 
     def find_by_path(self, path: str) -> DocumentRecord | None:
-        with self._connect() as connection:
-            row = connection.execute("SELECT * FROM documents WHERE path = ?", (path,)).fetchone()
-        return DocumentRecord(*row) if row else None
+        return self._one("SELECT * FROM documents WHERE path = :path", path=path)
 
     def list(self) -> list[DocumentRecord]:
-        with self._connect() as connection:
-            rows = connection.execute("SELECT * FROM documents ORDER BY path").fetchall()
+        with self._db.transaction() as connection:
+            rows = connection.execute(text("SELECT * FROM documents ORDER BY path")).fetchall()
         return [DocumentRecord(*row) for row in rows]
 
     def mark_indexed(
         self, doc_id: str, path: str, version: str, sha256: str, chunks: int, size: int
     ) -> None:
-        with self._connect() as connection:
+        with self._db.transaction() as connection:
             connection.execute(
-                "INSERT INTO documents (doc_id, path, version, sha256, status, error, chunks,"
-                " bytes, updated_at) VALUES (?, ?, ?, ?, 'indexed', NULL, ?, ?, ?)"
-                " ON CONFLICT(doc_id) DO UPDATE SET path=excluded.path, version=excluded.version,"
-                " sha256=excluded.sha256, status='indexed', error=NULL, chunks=excluded.chunks,"
-                " bytes=excluded.bytes, updated_at=excluded.updated_at",
-                (doc_id, path, version, sha256, chunks, size, time.time()),
+                text(
+                    "INSERT INTO documents (doc_id, path, version, sha256, status, error, chunks,"
+                    " bytes, updated_at) VALUES (:doc_id, :path, :version, :sha256, 'indexed',"
+                    " NULL, :chunks, :bytes, :now) ON CONFLICT (doc_id) DO UPDATE SET"
+                    " path=excluded.path, version=excluded.version, sha256=excluded.sha256,"
+                    " status='indexed', error=NULL, chunks=excluded.chunks, bytes=excluded.bytes,"
+                    " updated_at=excluded.updated_at"
+                ),
+                dict(
+                    doc_id=doc_id,
+                    path=path,
+                    version=version,
+                    sha256=sha256,
+                    chunks=chunks,
+                    bytes=size,
+                    now=time.time(),
+                ),
             )
 
     def mark_failed(self, doc_id: str, path: str, error: str) -> None:
         # The last good version (if any) stays indexed and keeps its row's version and chunks.
-        with self._connect() as connection:
+        with self._db.transaction() as connection:
             connection.execute(
-                "INSERT INTO documents (doc_id, path, status, error, updated_at)"
-                " VALUES (?, ?, 'failed', ?, ?)"
-                " ON CONFLICT(doc_id) DO UPDATE SET status='failed', error=excluded.error,"
-                " updated_at=excluded.updated_at",
-                (doc_id, path, error, time.time()),
+                text(
+                    "INSERT INTO documents (doc_id, path, status, error, updated_at)"
+                    " VALUES (:doc_id, :path, 'failed', :error, :now) ON CONFLICT (doc_id)"
+                    " DO UPDATE SET status='failed', error=excluded.error,"
+                    " updated_at=excluded.updated_at"
+                ),
+                dict(doc_id=doc_id, path=path, error=error, now=time.time()),
             )
 
     def delete(self, doc_id: str) -> None:
-        with self._connect() as connection:
-            connection.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
+        with self._db.transaction() as connection:
+            connection.execute(text("DELETE FROM documents WHERE doc_id = :d"), {"d": doc_id})

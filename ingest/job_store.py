@@ -7,20 +7,21 @@ worker killed mid-document redoes only that document.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+
+from sqlalchemy import text
+
+from appliance.settings import Settings
+from ingest.database import Database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     job_id      TEXT PRIMARY KEY,
     kind        TEXT NOT NULL,      -- paths | upload | sync | retry
     source      TEXT,
-    created_at  REAL NOT NULL
+    created_at  DOUBLE PRECISION NOT NULL
 );
 CREATE TABLE IF NOT EXISTS job_files (
     job_id      TEXT NOT NULL REFERENCES jobs(job_id),
@@ -33,14 +34,14 @@ CREATE TABLE IF NOT EXISTS job_files (
     doc_id      TEXT,
     attempts    INTEGER NOT NULL DEFAULT 0,
     worker      TEXT,
-    updated_at  REAL NOT NULL,
+    updated_at  DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (job_id, n)
 );
 CREATE TABLE IF NOT EXISTS sources (
     source_id   TEXT PRIMARY KEY,
     path        TEXT NOT NULL UNIQUE,
-    created_at  REAL NOT NULL
-);
+    created_at  DOUBLE PRECISION NOT NULL
+)
 """
 TERMINAL = ("indexed", "unchanged", "deleted", "failed")
 
@@ -123,55 +124,56 @@ class Source:
 
 
 class JobStore:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._path = path
-        with self._connect() as connection:
-            connection.executescript(_SCHEMA)
+    def __init__(self, database: Database) -> None:
+        self._db = database
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        connection = sqlite3.connect(self._path, timeout=30)
-        try:
-            connection.execute("PRAGMA journal_mode=WAL")
-            with connection:
-                yield connection
-        finally:
-            connection.close()
+    @classmethod
+    def for_settings(cls, settings: Settings) -> JobStore:
+        return cls(Database.for_settings(settings, _SCHEMA))
 
     def create(self, kind: str, items: list[JobItem], source: str | None = None) -> str:
         job_id = uuid.uuid4().hex[:12]
         now = time.time()
-        with self._connect() as connection:
-            connection.execute("INSERT INTO jobs VALUES (?, ?, ?, ?)", (job_id, kind, source, now))
-            connection.executemany(
-                "INSERT INTO job_files (job_id, n, path, action, status, error, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        job_id,
-                        n,
-                        item.path,
-                        item.action,
-                        "failed" if item.error else "queued",
-                        item.error,
-                        now,
-                    )
-                    for n, item in enumerate(items)
-                ],
+        with self._db.transaction() as connection:
+            connection.execute(
+                text("INSERT INTO jobs VALUES (:job_id, :kind, :source, :now)"),
+                dict(job_id=job_id, kind=kind, source=source, now=now),
             )
+            if items:
+                connection.execute(
+                    text(
+                        "INSERT INTO job_files (job_id, n, path, action, status, error,"
+                        " updated_at) VALUES (:job_id, :n, :path, :action, :status, :error, :now)"
+                    ),
+                    [
+                        dict(
+                            job_id=job_id,
+                            n=n,
+                            path=item.path,
+                            action=item.action,
+                            status="failed" if item.error else "queued",
+                            error=item.error,
+                            now=now,
+                        )
+                        for n, item in enumerate(items)
+                    ],
+                )
         return job_id
 
     def start(self, job_id: str, n: int, worker: str) -> JobFile | None:
         """Claims a file for work and counts the attempt; None if it is already finished."""
-        with self._connect() as connection:
+        key = dict(job_id=job_id, n=n)
+        with self._db.transaction() as connection:
             connection.execute(
-                "UPDATE job_files SET status='running', attempts=attempts+1, worker=?,"
-                " updated_at=? WHERE job_id=? AND n=? AND status IN ('queued', 'running')",
-                (worker, time.time(), job_id, n),
+                text(
+                    "UPDATE job_files SET status='running', attempts=attempts+1, worker=:worker,"
+                    " updated_at=:now WHERE job_id=:job_id AND n=:n"
+                    " AND status IN ('queued', 'running')"
+                ),
+                dict(key, worker=worker, now=time.time()),
             )
             row = connection.execute(
-                "SELECT * FROM job_files WHERE job_id=? AND n=?", (job_id, n)
+                text("SELECT * FROM job_files WHERE job_id=:job_id AND n=:n"), key
             ).fetchone()
         if row is None:
             raise KeyError(f"no file {n} in job {job_id}")
@@ -187,55 +189,75 @@ class JobStore:
         error: str | None = None,
         doc_id: str | None = None,
     ) -> None:
-        with self._connect() as connection:
+        with self._db.transaction() as connection:
             connection.execute(
-                "UPDATE job_files SET status=?, chunks=?, error=?, doc_id=?, updated_at=?"
-                " WHERE job_id=? AND n=?",
-                (status, chunks, error, doc_id, time.time(), job_id, n),
+                text(
+                    "UPDATE job_files SET status=:status, chunks=:chunks, error=:error,"
+                    " doc_id=:doc_id, updated_at=:now WHERE job_id=:job_id AND n=:n"
+                ),
+                dict(
+                    status=status,
+                    chunks=chunks,
+                    error=error,
+                    doc_id=doc_id,
+                    now=time.time(),
+                    job_id=job_id,
+                    n=n,
+                ),
             )
 
     def get(self, job_id: str) -> Job | None:
-        with self._connect() as connection:
-            row = connection.execute("SELECT * FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+        with self._db.transaction() as connection:
+            row = connection.execute(
+                text("SELECT * FROM jobs WHERE job_id=:job_id"), {"job_id": job_id}
+            ).fetchone()
             if row is None:
                 return None
             files = connection.execute(
-                "SELECT * FROM job_files WHERE job_id=? ORDER BY n", (job_id,)
+                text("SELECT * FROM job_files WHERE job_id=:job_id ORDER BY n"),
+                {"job_id": job_id},
             ).fetchall()
         return Job(*row, files=[JobFile(*item) for item in files])
 
     def list(self, limit: int = 50) -> list[Job]:
-        with self._connect() as connection:
+        with self._db.transaction() as connection:
             ids = connection.execute(
-                "SELECT job_id FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)
+                text("SELECT job_id FROM jobs ORDER BY created_at DESC LIMIT :limit"),
+                {"limit": limit},
             ).fetchall()
         return [job for (job_id,) in ids if (job := self.get(job_id))]
 
     def queued(self, job_id: str) -> list[int]:
-        with self._connect() as connection:
+        with self._db.transaction() as connection:
             rows = connection.execute(
-                "SELECT n FROM job_files WHERE job_id=? AND status='queued' ORDER BY n", (job_id,)
+                text("SELECT n FROM job_files WHERE job_id=:job_id AND status='queued' ORDER BY n"),
+                {"job_id": job_id},
             ).fetchall()
         return [n for (n,) in rows]
 
     def add_source(self, path: str) -> Source:
-        with self._connect() as connection:
+        with self._db.transaction() as connection:
             connection.execute(
-                "INSERT OR IGNORE INTO sources VALUES (?, ?, ?)",
-                (uuid.uuid4().hex[:8], path, time.time()),
+                text(
+                    "INSERT INTO sources VALUES (:source_id, :path, :now)"
+                    " ON CONFLICT (path) DO NOTHING"
+                ),
+                dict(source_id=uuid.uuid4().hex[:8], path=path, now=time.time()),
             )
-            row = connection.execute("SELECT * FROM sources WHERE path=?", (path,)).fetchone()
+            row = connection.execute(
+                text("SELECT * FROM sources WHERE path=:path"), {"path": path}
+            ).fetchone()
         return Source(*row)
 
     def sources(self) -> list[Source]:
-        with self._connect() as connection:
-            rows = connection.execute("SELECT * FROM sources ORDER BY path").fetchall()
+        with self._db.transaction() as connection:
+            rows = connection.execute(text("SELECT * FROM sources ORDER BY path")).fetchall()
         return [Source(*row) for row in rows]
 
     def source(self, source_id_or_path: str) -> Source | None:
-        with self._connect() as connection:
+        with self._db.transaction() as connection:
             row = connection.execute(
-                "SELECT * FROM sources WHERE source_id=? OR path=?",
-                (source_id_or_path, source_id_or_path),
+                text("SELECT * FROM sources WHERE source_id=:key OR path=:key"),
+                {"key": source_id_or_path},
             ).fetchone()
         return Source(*row) if row else None

@@ -112,8 +112,8 @@ class IngestJobs:
 
 def build_ingest_jobs(components: Components, background: bool) -> IngestJobs:
     settings = components.settings
-    catalog = Catalog(settings.catalog_path)
-    store = JobStore(settings.catalog_path)
+    catalog = Catalog.for_settings(settings)
+    store = JobStore.for_settings(settings)
 
     @functools.cache
     def service() -> IngestService:

@@ -27,9 +27,9 @@ def _runtime() -> tuple[JobStore, IngestService]:
 
     components = Components(settings)
     service = IngestService(
-        settings, components.embedder, components.chunk_store, Catalog(settings.catalog_path)
+        settings, components.embedder, components.chunk_store, Catalog.for_settings(settings)
     )
-    return JobStore(settings.catalog_path), service
+    return JobStore.for_settings(settings), service
 
 
 @worker_process_init.connect

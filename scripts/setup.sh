@@ -12,6 +12,8 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 # --- system packages, only when missing -------------------------------------------------------
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
+# The tests run a PostgreSQL of their own (the shared catalog of several worker machines).
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v "$PYTHON" >/dev/null || missing+=(python3 python3-venv python3-dev)
 if ((${#missing[@]})); then
     log "installing system packages: ${missing[*]}"

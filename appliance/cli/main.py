@@ -204,7 +204,7 @@ def list_jobs(
     """List recent ingest jobs, or one job's files with their status and errors."""
     from ingest.job_store import JobStore
 
-    store = JobStore(_settings().catalog_path)
+    store = JobStore.for_settings(_settings())
     if job_id:
         job = store.get(job_id)
         if job is None:
@@ -252,7 +252,7 @@ def sources_list() -> None:
     """List registered source folders."""
     from ingest.job_store import JobStore
 
-    for source in JobStore(_settings().catalog_path).sources():
+    for source in JobStore.for_settings(_settings()).sources():
         console.print(f"{source.source_id}  {source.path}")
 
 
@@ -266,7 +266,7 @@ def delete(path_or_id: Annotated[str, typer.Argument(help="A document's path or 
     settings = _settings()
     components = Components(settings)
     service = IngestService(
-        settings, components.embedder, components.chunk_store, Catalog(settings.catalog_path)
+        settings, components.embedder, components.chunk_store, Catalog.for_settings(settings)
     )
     doc_id = service.delete(path_or_id)
     console.print(f"deleted document {doc_id} ({path_or_id}) and its chunks")
@@ -278,7 +278,7 @@ def documents(as_json: JsonOption = False) -> None:
     """List indexed documents with their status, chunk counts and errors."""
     from ingest.catalog import Catalog
 
-    records = Catalog(_settings().catalog_path).list()
+    records = Catalog.for_settings(_settings()).list()
     if as_json:
         _print_json([record.__dict__ for record in records])
         return

@@ -59,6 +59,11 @@ class BrokerSettings(_Section):
     connect_timeout_s: float = 3.0
 
 
+class CatalogSettings(_Section):
+    # Empty: SQLite in the data dir. Several machines: a PostgreSQL URL they all reach.
+    url: str = ""
+
+
 class WorkerSettings(_Section):
     concurrency: int = 1
 
@@ -115,6 +120,7 @@ class Settings(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    catalog: CatalogSettings = Field(default_factory=CatalogSettings)
 
     @model_validator(mode="after")
     def _one_writer_for_embedded_chroma(self) -> Settings:

@@ -20,7 +20,7 @@ def test_dead_inference_gives_503_with_a_clear_message(tmp_path: Path, embedder)
     from ingest.service import IngestService
 
     IngestService(
-        settings, embedder, components.chunk_store, Catalog(settings.catalog_path)
+        settings, embedder, components.chunk_store, Catalog.for_settings(settings)
     ).ingest([CORPUS / "onboarding.md"])
     client = TestClient(create_app(settings, components), raise_server_exceptions=False)
 

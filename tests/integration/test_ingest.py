@@ -27,7 +27,7 @@ def corpus(tmp_path: Path) -> Path:
 @pytest.fixture
 def service(settings: Settings, embedder: Embedder) -> IngestService:
     store = build_chunk_store(settings)
-    return IngestService(settings, embedder, store, Catalog(settings.catalog_path))
+    return IngestService(settings, embedder, store, Catalog.for_settings(settings))
 
 
 def all_ids(settings: Settings) -> set[str]:
@@ -102,5 +102,5 @@ def test_a_broken_file_fails_alone_with_a_clear_message(
     assert "broken.pdf is not a valid PDF" in failed["broken.pdf"]
     assert "is empty" in failed["empty.md"]
     assert report.count("indexed") == 5
-    statuses = {Path(r.path).name: r.status for r in Catalog(settings.catalog_path).list()}
+    statuses = {Path(r.path).name: r.status for r in Catalog.for_settings(settings).list()}
     assert statuses["broken.pdf"] == "failed" and statuses["onboarding.md"] == "indexed"

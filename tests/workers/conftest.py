@@ -113,6 +113,86 @@ class ChromaServer:
         self.process.wait(15)
 
 
+class PostgresServer:
+    """A PostgreSQL cluster of the test's own (initdb runs as `postgres` when we are root)."""
+
+    def __init__(self) -> None:
+        import glob
+        import shutil
+        import tempfile
+
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not found:
+            raise RuntimeError("PostgreSQL is missing: scripts/setup.sh installs it")
+        bindir = Path(found[-1]).parent
+        # Not under pytest's tmp dir: that is private to root, and postgres must read it.
+        self.folder = Path(tempfile.mkdtemp(prefix="appliance-pg-"))
+        self.folder.chmod(0o755)
+        as_postgres: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres", "postgres")
+            as_postgres = ["runuser", "-u", "postgres", "--"]
+        self.port = free_port()
+        data = self.folder / "data"
+        self._stop = [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]
+        subprocess.run(
+            [
+                *as_postgres,
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                *as_postgres,
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(self.folder / "log"),
+                "-w",
+                "-o",
+                f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder}",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
+
+    def new_database(self) -> str:
+        from sqlalchemy import create_engine, text
+
+        name = f"appliance_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(
+            f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres",
+            isolation_level="AUTOCOMMIT",
+        )
+        with admin.connect() as connection:
+            connection.execute(text(f"CREATE DATABASE {name}"))
+        admin.dispose()
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        import shutil
+
+        subprocess.run(self._stop, capture_output=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path_factory.mktemp("redis"))
@@ -148,11 +228,15 @@ class QueuedAppliance:
     def jobs(self) -> IngestJobs:
         return build_ingest_jobs(Components(self.settings), background=False)
 
-    def start_worker(self, name: str) -> subprocess.Popen:
+    def start_worker(self, name: str, data_dir: Path | None = None) -> subprocess.Popen:
+        """A worker process; another `data_dir` stands for a worker on another machine."""
         log = (self.logs / f"{name}.log").open("ab")
+        env = self.env()
+        if data_dir:
+            env["APPLIANCE_DATA_DIR"] = str(data_dir)
         process = subprocess.Popen(
             [str(VENV_BIN / "appliance"), "worker", "--name", f"{name}@%h", "--concurrency", "1"],
-            env=self.env(),
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # so kill() reaches the pool processes too

@@ -204,3 +204,23 @@ def test_a_dead_redis_is_a_clear_503(tmp_path: Path, chroma_server) -> None:
     assert response.status_code == 503
     assert response.json()["error"] == "QueueUnavailable"
     assert "redis-server" in response.json()["message"]
+
+
+def test_workers_on_two_machines_share_one_postgres_catalog(
+    queued: QueuedAppliance, postgres_server, tmp_path: Path
+) -> None:
+    """Two data dirs stand for two machines: they share only PostgreSQL, Chroma and Redis."""
+    queued.overrides["APPLIANCE_CATALOG_URL"] = postgres_server.new_database()
+    shared = tmp_path / "nfs-share"  # the document share every machine mounts at one path
+    shutil.copytree(CORPUS, shared)
+    queued.start_worker("machine-a", data_dir=tmp_path / "machine-a")
+    queued.start_worker("machine-b", data_dir=tmp_path / "machine-b")
+    time.sleep(8)
+    job = queued.wait_done(queued.jobs().submit_paths([shared]).job_id)
+
+    assert job.count("indexed") == 5
+    assert {item.worker.split("@")[0] for item in job.files} == {"machine-a", "machine-b"}
+    assert not (tmp_path / "machine-a" / "catalog.sqlite3").exists()
+    documents = queued.jobs().catalog.list()
+    assert {Path(doc.path).name for doc in documents} == {p.name for p in CORPUS.iterdir()}
+    assert sum(doc.chunks for doc in documents) == Components(queued.settings).chunk_store.count()
