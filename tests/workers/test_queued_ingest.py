@@ -224,3 +224,24 @@ def test_workers_on_two_machines_share_one_postgres_catalog(
     documents = queued.jobs().catalog.list()
     assert {Path(doc.path).name for doc in documents} == {p.name for p in CORPUS.iterdir()}
     assert sum(doc.chunks for doc in documents) == Components(queued.settings).chunk_store.count()
+
+
+def test_cli_queues_a_job_and_follows_it_to_the_end(queued: QueuedAppliance) -> None:
+    import json
+    import subprocess
+
+    from tests.workers.conftest import VENV_BIN
+
+    queued.start_worker("w1")
+    command = [str(VENV_BIN / "appliance"), "ingest", str(CORPUS), "--json"]
+    waited = subprocess.run(command, capture_output=True, text=True, env=queued.env(), timeout=300)
+    assert waited.returncode == 0, waited.stderr[-2000:]
+    report = json.loads(waited.stdout)
+    assert report["status"] == "done" and report["indexed"] == 5
+    assert all(item["worker"].startswith("w1@") for item in report["files"])
+
+    queued_only = subprocess.run(
+        [*command, "--no-wait"], capture_output=True, text=True, env=queued.env(), timeout=300
+    )
+    job_id = json.loads(queued_only.stdout)["job_id"]
+    assert queued.wait_done(job_id).count("unchanged") == 5
