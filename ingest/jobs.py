@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 from appliance.container import Components
 from appliance.errors import UploadRejected
@@ -15,6 +18,29 @@ from ingest.job_store import Job, JobItem, JobStore, Source
 from ingest.service import IngestService, expand_paths
 
 _MAX_NAME = 255
+_BLOCK = 1 << 20
+
+
+def _store_upload(stream: BinaryIO, target: Path, limit: int) -> str | None:
+    """Copies an upload to `target` in blocks; its sha256, or None (nothing kept) past `limit`.
+
+    Written beside the target and renamed, so a worker never reads a half-written file, and
+    never held whole in memory, so a huge upload cannot exhaust it.
+    """
+    digest = hashlib.sha256()
+    size = 0
+    handle, partial = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+    with os.fdopen(handle, "wb") as out:
+        while block := stream.read(_BLOCK):
+            size += len(block)
+            if size > limit:
+                out.close()
+                os.unlink(partial)
+                return None
+            digest.update(block)
+            out.write(block)
+    os.replace(partial, target)
+    return digest.hexdigest()
 
 
 def upload_name_problem(name: str) -> str | None:
@@ -51,31 +77,37 @@ class IngestJobs:
         items = [JobItem(str(path.resolve())) for path in expand_paths(paths)]
         return self._submit("paths", items)
 
-    def submit_upload(self, files: list[tuple[str, bytes]]) -> Job:
+    def submit_upload(self, files: list[tuple[str, BinaryIO]]) -> Job:
         """Stores each upload under data_dir/uploads by name (a later upload of the same name is
-        a new version of that document) and queues it; bad names and repeats fail alone."""
+        a new version of that document) and queues it; bad names, oversized files and repeats
+        fail alone."""
         if not files:
             raise UploadRejected("the upload contains no files")
         folder = self.settings.uploads_dir
         folder.mkdir(parents=True, exist_ok=True)
-        seen: dict[str, str] = {}
+        limit = int(self.settings.ingest.max_file_mb * 2**20)
+        seen: set[str] = set()
         items: list[JobItem] = []
-        for name, content in files:
+        for name, stream in files:
             problem = upload_name_problem(name)
             if problem:
-                shown = name.replace("\x00", "\\0")
-                items.append(JobItem(shown or "(no name)", error=f"{shown}: {problem}"))
+                shown = name.replace("\x00", "\\0") or "(no name)"
+                items.append(JobItem(shown, error=f"{shown}: {problem}"))
                 continue
-            digest = hashlib.sha256(content).hexdigest()
-            first = seen.get(name) or seen.get(digest)
-            if first:
-                message = f"{name}: the same file is in this upload twice; it was ingested once"
-                items.append(JobItem(str(folder / name), error=message))
-                continue
-            seen[name] = seen[digest] = name
             target = folder / name
-            target.write_bytes(content)
-            items.append(JobItem(str(target)))
+            stored = _store_upload(stream, target, limit)
+            if stored is None:
+                message = (
+                    f"{name} is over the {self.settings.ingest.max_file_mb:g} MB limit "
+                    "(ingest.max_file_mb); it was not stored"
+                )
+                items.append(JobItem(str(target), error=message))
+            elif name in seen or stored in seen:
+                message = f"{name}: the same file is in this upload twice; it was ingested once"
+                items.append(JobItem(str(target), error=message))
+            else:
+                seen.update((name, stored))
+                items.append(JobItem(str(target)))
         return self._submit("upload", items)
 
     def submit_delete(self, doc_ids: list[str]) -> Job:

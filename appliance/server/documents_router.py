@@ -32,10 +32,11 @@ def jobs_of(request: Request) -> IngestJobs:
 
 
 @documents_router.post("/v1/documents", status_code=202)
-async def upload(files: list[UploadFile], request: Request) -> dict[str, Any]:
+def upload(files: list[UploadFile], request: Request) -> dict[str, Any]:
     """Upload one or many files; each becomes one file of a new ingest job."""
-    contents = [(item.filename or "", await item.read()) for item in files]
-    return jobs_of(request).submit_upload(contents).to_dict()
+    # Starlette has spooled each file to disk; it is copied on in blocks, never read whole.
+    streams = [(item.filename or "", item.file) for item in files]
+    return jobs_of(request).submit_upload(streams).to_dict()
 
 
 @documents_router.get("/v1/documents")

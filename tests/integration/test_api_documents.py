@@ -46,3 +46,17 @@ def test_upload_list_and_delete_through_the_api(settings: Settings, embedder) ->
     assert components.chunk_store.chunk_ids(pdf["doc_id"]) == []
     assert client.delete(f"/v1/documents/{pdf['doc_id']}").status_code == 404
     assert client.get("/v1/jobs").json()[0]["job_id"] == deletion["job_id"]
+
+
+def test_an_oversized_upload_is_refused_without_being_stored(tmp_path) -> None:
+    from tests.conftest import settings_for
+
+    settings = settings_for(tmp_path / "data", APPLIANCE__INGEST__MAX_FILE_MB="1")
+    client = TestClient(create_app(settings))
+    big = ("files", ("big.txt", b"word " * (400 * 1024), "text/plain"))  # 2 MB
+    response = client.post("/v1/documents", files=[big])
+    assert response.status_code == 202
+    item = wait_done(client, response.json()["job_id"])["files"][0]
+    assert item["status"] == "failed"
+    assert "big.txt is over the 1 MB limit" in item["error"]
+    assert list(settings.uploads_dir.iterdir()) == []
