@@ -149,7 +149,7 @@ def build_ingest_jobs(components: Components, background: bool) -> IngestJobs:
 
     @functools.cache
     def service() -> IngestService:
-        return IngestService(settings, components.embedder, components.chunk_store, catalog)
+        return IngestService.for_components(components)
 
     dispatcher = build_dispatcher(settings, store, service, background)
     return IngestJobs(components, store, catalog, dispatcher)

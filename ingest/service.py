@@ -13,6 +13,7 @@ from pathlib import Path
 
 from appliance.components.embedding import Embedder
 from appliance.components.vector_store.chroma import ChromaChunkStore
+from appliance.container import Components
 from appliance.domain import Chunk
 from appliance.errors import (
     DocumentNotFound,
@@ -107,6 +108,13 @@ class IngestService:
             strategy=settings.ingest.parser_strategy,
             max_line_bytes=int(settings.ingest.max_line_mb * 2**20),
             max_unpacked_bytes=int(settings.ingest.max_unpacked_mb * 2**20),
+        )
+
+    @classmethod
+    def for_components(cls, components: Components) -> IngestService:
+        settings = components.settings
+        return cls(
+            settings, components.embedder, components.chunk_store, Catalog.for_settings(settings)
         )
 
     def ingest(

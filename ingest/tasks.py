@@ -23,12 +23,8 @@ celery_app = create_celery_app(settings)
 @functools.cache
 def _runtime() -> tuple[JobStore, IngestService]:
     from appliance.container import Components
-    from ingest.catalog import Catalog
 
-    components = Components(settings)
-    service = IngestService(
-        settings, components.embedder, components.chunk_store, Catalog.for_settings(settings)
-    )
+    service = IngestService.for_components(Components(settings))
     return JobStore.for_settings(settings), service
 
 

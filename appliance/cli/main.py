@@ -260,15 +260,9 @@ def sources_list() -> None:
 @friendly
 def delete(path_or_id: Annotated[str, typer.Argument(help="A document's path or id.")]) -> None:
     """Remove a document and all its chunks from the index."""
-    from ingest.catalog import Catalog
     from ingest.service import IngestService
 
-    settings = _settings()
-    components = Components(settings)
-    service = IngestService(
-        settings, components.embedder, components.chunk_store, Catalog.for_settings(settings)
-    )
-    doc_id = service.delete(path_or_id)
+    doc_id = IngestService.for_components(Components(_settings())).delete(path_or_id)
     console.print(f"deleted document {doc_id} ({path_or_id}) and its chunks")
 
 
