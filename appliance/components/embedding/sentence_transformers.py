@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib
 import os
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+
+import numpy as np
 
 from appliance.settings.settings import EmbeddingSettings
 
@@ -53,14 +56,27 @@ class SentenceTransformerEmbedder:
         encoded = self._tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         return [tuple(span) for span in encoded["offset_mapping"]]
 
+    def _precision(self) -> AbstractContextManager[object]:
+        import torch
+
+        # On CPUs with AVX-512 BF16 the matmuls run about 2.3x faster in bf16 (bench/ingest.py);
+        # autocast keeps the residual stream and LayerNorm in fp32, so cosine to fp32 is ~0.9999.
+        if self._settings.precision == "bf16":
+            return torch.autocast(self._model.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        vectors = self._model.encode(
-            texts,
-            batch_size=self._settings.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        with self._precision():
+            vectors = self._model.encode(
+                texts,
+                batch_size=self._settings.batch_size,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        # Normalized in fp32 after the cast, so stored vectors are unit length whatever the
+        # compute precision was.
+        vectors = np.asarray(vectors, dtype=np.float32)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors.tolist()
 
     def embed_query(self, text: str) -> list[float]:

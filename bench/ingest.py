@@ -1,0 +1,665 @@
+"""Ingest throughput on Debian's git-doc: our pipeline (fp32, bf16), llama-index's, bare encode."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+CORPUS = Path("/usr/share/doc/git/html")
+INSTALL_CORPUS = "apt-get update && apt-get install -y git-doc"
+DELETE_MB = 7.5
+TOP_K = 5
+
+# Question -> the man page that answers it (file name under CORPUS).
+GOLD: dict[str, str] = {
+    "How do I find the commit that introduced a bug by binary search?": "git-bisect.txt",
+    "How can I put my uncommitted changes aside and restore them later?": "git-stash.txt",
+    "How do I apply the change made by an existing commit onto my branch?": "git-cherry-pick.txt",
+    "Which commit and author last changed each line of a file?": "git-blame.txt",
+    "Where can I see every position HEAD has pointed to, to recover a lost commit?": (
+        "git-reflog.txt"
+    ),
+    "How can I have several branches checked out at once in separate directories?": (
+        "git-worktree.txt"
+    ),
+    "How do I embed another repository inside mine, pinned to one commit?": "git-submodule.txt",
+    "How do I make git ignore build output files so they are not tracked?": "gitignore.txt",
+    "How do I delete untracked files from the working tree?": "git-clean.txt",
+    "How do I create a GPG-signed annotated tag for a release?": "git-tag.txt",
+    "How do I record a new commit that undoes the changes of an earlier one?": "git-revert.txt",
+    "How do I turn my commits into patch files to send by email?": "git-format-patch.txt",
+    "How do I clean up unnecessary files and optimize the local repository?": "git-gc.txt",
+    "How do I squash several commits into one while rewriting history interactively?": (
+        "git-rebase.txt"
+    ),
+    "How do I list the remote repositories I track and add another one?": "git-remote.txt",
+    "How do I search tracked files for lines matching a pattern?": "git-grep.txt",
+}
+
+
+# ---------------------------------------------------------------- corpus
+
+
+def ensure_corpus(corpus: Path) -> None:
+    if any(corpus.glob("*.txt")):
+        return
+    if corpus != CORPUS:
+        sys.exit(f"no .txt files in {corpus}")
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        sys.exit(f"{corpus} is missing: run `sudo sh -c '{INSTALL_CORPUS}'`, then run this again")
+    print(f"{corpus} is missing; installing Debian's git-doc: {INSTALL_CORPUS}", flush=True)
+    subprocess.run(["sh", "-c", INSTALL_CORPUS], check=True, stdout=subprocess.DEVNULL)
+
+
+def select_files(corpus: Path, limit: int | None) -> list[Path]:
+    """The corpus's top-level .txt files; a limit keeps the gold set's files, then the first."""
+    files = sorted(corpus.glob("*.txt"))
+    if limit is None or limit >= len(files):
+        return files
+    gold = [path for path in files if path.name in set(GOLD.values())]
+    rest = [path for path in files if path not in gold]
+    return sorted(gold[:limit] + rest[: max(0, limit - len(gold))])
+
+
+# ---------------------------------------------------------------- measuring, in each child
+
+
+def peak_rss_mib() -> float:
+    """This process's peak, plus its largest child's (a parsing worker, when there is one)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return (own + children) / 1024
+
+
+def cpu_seconds() -> float:
+    """User and system CPU time of this process and its finished children."""
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
+class Stopwatch:
+    """Seconds spent inside wrapped methods, and the texts handed to the embedder."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.texts: list[str] = []
+
+    def wrap(self, key: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - started
+
+        return timed
+
+    def wrap_embedder(self, embedder: Any) -> None:
+        embed = self.wrap("embed", embedder.embed_documents)
+
+        def recorded(texts: list[str]) -> list[list[float]]:
+            self.texts.extend(texts)
+            return embed(texts)
+
+        embedder.embed_documents = recorded
+
+
+class Region:
+    """Wall and CPU seconds of a `with` block."""
+
+    def __enter__(self) -> Region:
+        self._wall, self._cpu = time.perf_counter(), cpu_seconds()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self._wall
+        self.cpu_s = cpu_seconds() - self._cpu
+
+
+def appliance_settings(data_dir: Path, **overrides: str) -> Any:
+    from appliance.settings import load_settings
+
+    environ = {"APPLIANCE_DATA_DIR": str(data_dir)}
+    environ |= {f"APPLIANCE__{key.upper()}": value for key, value in overrides.items()}
+    return load_settings(profiles=["embedded"], environ=environ)
+
+
+def use_senter_for_unstructured() -> None:
+    """unstructured's sentence counts from spaCy's small `senter` instead of its full parser."""
+    import spacy
+    from unstructured.nlp import tokenize
+
+    import ingest.parsers.unstructured_elements as elements
+
+    @functools.lru_cache(maxsize=1)
+    def load() -> Any:
+        nlp = spacy.load(elements.SPACY_MODEL_PACKAGE, exclude=[*tokenize._SPACY_EXCLUDE, "parser"])
+        nlp.enable_pipe("senter")
+        return nlp
+
+    elements._load_local_spacy_model = load
+
+
+def parse_ahead_in_a_worker(files: list[Path]) -> Any:
+    """Parse every file in one worker process, ahead of the service that chunks and embeds."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import ingest.service
+    from ingest.parsers import parser_for
+
+    # spawn, not fork: a forked copy of a process that has run torch can hang in OpenMP.
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    futures = {path.resolve(): pool.submit(_parse, path) for path in files}
+    real_parser_for = parser_for
+
+    def prefetched_parser_for(path: Path) -> Callable[..., Any]:
+        real_parser_for(path)  # unsupported types still fail the same way
+        return lambda source, options: futures[Path(source).resolve()].result()
+
+    ingest.service.parser_for = prefetched_parser_for
+    return pool
+
+
+def _parse(path: Path) -> Any:
+    from ingest.parsers import ParseOptions, parser_for
+
+    return parser_for(path)(path, ParseOptions())
+
+
+def run_pipeline(files: list[Path], work: Path, variant: str) -> dict[str, Any]:
+    """(a): this project's IngestService with the appliance's components."""
+    from appliance.container import Components
+    from ingest.service import IngestService
+
+    precision = "fp32" if variant == "fp32" else "bf16"
+    overrides = {"embedding__precision": precision}
+    if variant == "bf16-bs8":
+        overrides["embedding__batch_size"] = "8"
+    settings = appliance_settings(work / f"a-{variant}", **overrides)
+    if variant == "bf16-senter":
+        use_senter_for_unstructured()
+    components = Components(settings)
+    watch = Stopwatch()
+    watch.wrap_embedder(components.embedder)
+    store = components.chunk_store
+    store.upsert = watch.wrap("store", store.upsert)
+    store.delete_other_versions = watch.wrap("store", store.delete_other_versions)
+    service = IngestService.for_components(components)
+    with Region() as region:
+        pool = parse_ahead_in_a_worker(files) if variant == "bf16-overlap" else None
+        report = service.ingest(files)
+        if pool is not None:
+            pool.shutdown()
+    failed = [o for o in report.outcomes if o.status == "failed"]
+    return {
+        "seconds": region.seconds,
+        "cpu_s": region.cpu_s,
+        "files": len(files),
+        "indexed": report.count("indexed"),
+        "failed": [f"{Path(o.path).name}: {o.error}" for o in failed],
+        "chunks": report.chunks_written,
+        "tokens": sum(components.embedder.count_tokens(text) for text in watch.texts),
+        "embed_s": watch.seconds.get("embed", 0.0),
+        "store_s": watch.seconds.get("store", 0.0),
+    }
+
+
+def run_llama_index(files: list[Path], work: Path) -> dict[str, Any]:
+    """(b): SimpleDirectoryReader + SentenceSplitter + VectorStoreIndex.from_documents, defaults."""
+    import chromadb
+    from chromadb.config import Settings as ChromaClientSettings
+    from llama_index.core import SimpleDirectoryReader, StorageContext, VectorStoreIndex
+    from llama_index.core.node_parser import SentenceSplitter
+    from llama_index.vector_stores.chroma import ChromaVectorStore
+
+    from appliance.components.embedding import build_embedder
+    from appliance.retrieval.dense import _EmbedderAdapter
+
+    settings = appliance_settings(work / "b-llama-index")
+    embedder = build_embedder(settings.embedding)
+    watch = Stopwatch()
+    watch.wrap_embedder(embedder)
+    client = chromadb.PersistentClient(
+        path=str(settings.chroma_dir), settings=ChromaClientSettings(anonymized_telemetry=False)
+    )
+    collection = client.get_or_create_collection("bench", metadata={"hnsw:space": "cosine"})
+    # Counted in the embedder's word pieces, so a chunk is the same size as in (a).
+    splitter = SentenceSplitter(
+        chunk_size=settings.ingest.chunk_tokens,
+        chunk_overlap=settings.ingest.chunk_overlap_tokens,
+        tokenizer=embedder.token_spans,
+    )
+    with Region() as region:
+        documents = SimpleDirectoryReader(input_files=[str(path) for path in files]).load_data()
+        VectorStoreIndex.from_documents(
+            documents,
+            storage_context=StorageContext.from_defaults(
+                vector_store=ChromaVectorStore(chroma_collection=collection)
+            ),
+            embed_model=_EmbedderAdapter(embedder),
+            transformations=[splitter],
+        )
+    return {
+        "seconds": region.seconds,
+        "cpu_s": region.cpu_s,
+        "files": len(files),
+        "indexed": len({doc.metadata["file_path"] for doc in documents}),
+        "failed": [],
+        "chunks": collection.count(),
+        "tokens": sum(embedder.count_tokens(text) for text in watch.texts),
+        "embed_s": watch.seconds.get("embed", 0.0),
+    }
+
+
+def run_bare_encode(files: list[Path], work: Path, precision: str) -> dict[str, Any]:
+    """(c): SentenceTransformer.encode of (a)'s chunk texts in one call, nothing else."""
+    import numpy as np
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from appliance.components.embedding.sentence_transformers import resolve_model_dir
+    from appliance.components.vector_store import build_chunk_store
+
+    settings = appliance_settings(work / "a-fp32")
+    stored = build_chunk_store(settings).collection.get(include=["documents"])
+    ids, texts = stored["ids"], stored["documents"]
+    model = SentenceTransformer(
+        str(resolve_model_dir(settings.embedding.model)), device="cpu", local_files_only=True
+    )
+    with (
+        Region() as region,
+        torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"),
+    ):
+        vectors = model.encode(
+            texts, batch_size=settings.embedding.batch_size, normalize_embeddings=True
+        )
+    np.save(work / f"c-{precision}.npy", np.asarray(vectors, dtype=np.float32))
+    (work / f"c-{precision}.ids.json").write_text(json.dumps(ids))
+    tokenizer = model.tokenizer
+    return {
+        "seconds": region.seconds,
+        "cpu_s": region.cpu_s,
+        "files": len(files),
+        "indexed": len(files),
+        "failed": [],
+        "chunks": len(texts),
+        "tokens": sum(
+            len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts
+        ),
+        "embed_s": region.seconds,
+    }
+
+
+def run_row(row: str, files: list[Path], work: Path) -> dict[str, Any]:
+    began = time.perf_counter()
+    match row.split("/"):
+        case ["a", variant]:
+            result = run_pipeline(files, work, variant)
+        case ["b"]:
+            result = run_llama_index(files, work)
+        case ["c", precision]:
+            result = run_bare_encode(files, work, precision)
+        case _:
+            raise ValueError(f"unknown row {row}")
+    result["startup_s"] = time.perf_counter() - began - result["seconds"]
+    result["peak_rss_mib"] = peak_rss_mib()
+    return result
+
+
+# ---------------------------------------------------------------- agreement and retrieval
+
+
+def cosines(work: Path, store_dir: str) -> dict[str, float]:
+    """Each (a) chunk's stored embedding against (c)'s fp32 one for the same chunk id."""
+    import numpy as np
+
+    from appliance.components.vector_store import build_chunk_store
+
+    ids = json.loads((work / "c-fp32.ids.json").read_text())
+    reference = np.load(work / "c-fp32.npy")
+    store = build_chunk_store(appliance_settings(work / store_dir))
+    stored = store.collection.get(ids=ids, include=["embeddings"])
+    by_id = dict(zip(stored["ids"], stored["embeddings"], strict=True))
+    vectors = np.array([by_id[chunk_id] for chunk_id in ids], dtype=np.float32)
+    values = (vectors * reference).sum(axis=1)
+    return {"mean": float(values.mean()), "min": float(values.min()), "n": len(ids)}
+
+
+def top_k(collection: Any, embedder: Any, questions: list[str], path_key: str) -> list[list[Any]]:
+    result = collection.query(
+        query_embeddings=[embedder.embed_query(question) for question in questions],
+        n_results=TOP_K,
+        include=["metadatas"],
+    )
+    return [
+        [(chunk_id, Path(meta[path_key]).name) for chunk_id, meta in zip(ids, metas, strict=True)]
+        for ids, metas in zip(result["ids"], result["metadatas"], strict=True)
+    ]
+
+
+def run_quality(files: list[Path], work: Path) -> dict[str, Any]:
+    import chromadb
+    import numpy as np
+    from chromadb.config import Settings as ChromaClientSettings
+
+    from appliance.components.embedding import build_embedder
+    from appliance.components.vector_store import build_chunk_store
+
+    names = {path.name for path in files}
+    gold = {question: name for question, name in GOLD.items() if name in names}
+    questions = list(gold)
+    fp32_settings = appliance_settings(work / "a-fp32")
+    fp32 = build_embedder(fp32_settings.embedding)
+    bf16 = build_embedder(
+        appliance_settings(work / "a-bf16", embedding__precision="bf16").embedding
+    )
+    found = {
+        "a-fp32": top_k(build_chunk_store(fp32_settings).collection, fp32, questions, "path"),
+        "a-bf16": top_k(
+            build_chunk_store(appliance_settings(work / "a-bf16")).collection,
+            bf16,
+            questions,
+            "path",
+        ),
+    }
+    llama_dir = appliance_settings(work / "b-llama-index").chroma_dir
+    if llama_dir.is_dir():
+        client = chromadb.PersistentClient(
+            path=str(llama_dir), settings=ChromaClientSettings(anonymized_telemetry=False)
+        )
+        found["b"] = top_k(client.get_collection("bench"), fp32, questions, "file_path")
+    hits = {
+        name: sum(gold[q] in {f for _, f in top} for q, top in zip(questions, tops, strict=True))
+        for name, tops in found.items()
+    }
+    same_order = sum(
+        [i for i, _ in x] == [i for i, _ in y]
+        for x, y in zip(found["a-fp32"], found["a-bf16"], strict=True)
+    )
+    same_set = sum(
+        {i for i, _ in x} == {i for i, _ in y}
+        for x, y in zip(found["a-fp32"], found["a-bf16"], strict=True)
+    )
+    query_cos = [float(np.dot(fp32.embed_query(q), bf16.embed_query(q))) for q in questions]
+    return {
+        "questions": len(questions),
+        "hits": hits,
+        "same_order": same_order,
+        "same_set": same_set,
+        "query_cos_min": min(query_cos) if query_cos else None,
+        "cos_a_bf16": cosines(work, "a-bf16"),
+        "cos_a_fp32": cosines(work, "a-fp32"),
+        "misses": {
+            name: [
+                gold[q]
+                for q, top in zip(questions, tops, strict=True)
+                if gold[q] not in {f for _, f in top}
+            ]
+            for name, tops in found.items()
+        },
+    }
+
+
+# ---------------------------------------------------------------- deleting a big document
+
+
+def big_text(files: list[Path], size: int) -> str:
+    """The corpus's text, repeated until it is `size` bytes."""
+    parts: list[str] = []
+    total = 0
+    while total < size:
+        for path in files:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            parts.append(text)
+            total += len(text.encode())
+            if total >= size:
+                break
+    return "".join(parts).encode()[:size].decode(errors="ignore")
+
+
+def run_delete(files: list[Path], work: Path) -> dict[str, Any]:
+    """Upsert one 7.5 MB document's chunks beside the corpus, then time deleting them."""
+    import numpy as np
+
+    from appliance.components.embedding import build_embedder
+    from appliance.components.vector_store import build_chunk_store
+    from appliance.domain import Chunk
+    from ingest.chunker import Chunker
+    from ingest.parsers import Block
+    from ingest.service import SourceFile
+
+    path = work / "big-document.txt"
+    path.write_text(big_text(files, int(DELETE_MB * 2**20)), encoding="utf-8")
+    settings = appliance_settings(work / "a-bf16")
+    source = SourceFile.read(path)
+    # Paragraphs as blocks, not unstructured: parsing 7.5 MB would take minutes, and only the
+    # delete is measured here.
+    paragraphs = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    chunker = Chunker(
+        build_embedder(settings.embedding),
+        settings.ingest.chunk_tokens,
+        settings.ingest.chunk_overlap_tokens,
+    )
+    pieces = chunker.split([Block(text=p, category="NarrativeText") for p in paragraphs])
+    chunks = [
+        Chunk(source.doc_id, source.version, n, piece.text, str(source.path), file_type="txt")
+        for n, piece in enumerate(pieces)
+    ]
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((len(chunks), 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    store = build_chunk_store(settings)
+    before = store.count()
+    started = time.perf_counter()
+    store.upsert(chunks, vectors.tolist())
+    upsert_s = time.perf_counter() - started
+    started = time.perf_counter()
+    store.delete_document(source.doc_id)
+    delete_s = time.perf_counter() - started
+    return {
+        "bytes": source.size,
+        "chunks": len(chunks),
+        "corpus_chunks": before,
+        "upsert_s": upsert_s,
+        "delete_s": delete_s,
+        "left": len(store.chunk_ids(source.doc_id)),
+        "count_after": store.count(),
+    }
+
+
+# ---------------------------------------------------------------- the parent
+
+
+ROWS = {
+    "a/fp32": "(a) IngestService fp32",
+    "a/bf16": "(a) IngestService bf16",
+    "b": "(b) llama-index naive (fp32)",
+    "c/fp32": "(c) bare encode fp32",
+    "c/bf16": "(c) bare encode bf16",
+}
+EXPLORE = {
+    "a/bf16-bs8": "(a) bf16, batch_size 8",
+    "a/bf16-senter": "(a) bf16, spaCy senter in unstructured",
+    "a/bf16-overlap": "(a) bf16, parse ahead in 1 worker",
+}
+
+
+def child(step: str, files: list[Path], work: Path) -> dict[str, Any]:
+    """Runs one step in a fresh interpreter, so each row's peak memory is its own."""
+    listing = work / "files.json"
+    listing.write_text(json.dumps([str(path) for path in files]))
+    out = work / f"{step.replace('/', '-')}.json"
+    command = [sys.executable, __file__, "--step", step, "--work", str(work)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-4000:])
+        raise SystemExit(f"step {step} failed (exit {done.returncode})")
+    return json.loads(out.read_text())
+
+
+def in_child(step: str, work: Path) -> None:
+    files = [Path(name) for name in json.loads((work / "files.json").read_text())]
+    match step:
+        case "quality":
+            result = run_quality(files, work)
+        case "delete":
+            result = run_delete(files, work)
+        case _:
+            result = run_row(step, files, work)
+    (work / f"{step.replace('/', '-')}.json").write_text(json.dumps(result))
+
+
+def print_rows(results: dict[str, dict[str, Any]], labels: dict[str, str]) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    base = results.get("b")
+    columns = (
+        "row", "files", "chunks", "tok/chunk", "seconds", "cpu s", "files/s", "chunks/s",
+        "chunks/s ÷ (b)", "files/s ÷ (b)", "embed s", "embed tok/s", "store s", "parse+chunk s",
+        "setup s", "peak RSS MiB",
+    )  # fmt: skip
+    table = Table(*columns, box=box.SIMPLE_HEAD, title="ingest, one run per row")
+    for column in table.columns[1:]:
+        column.justify = "right"
+    for step, result in results.items():
+        seconds, embed_s = result["seconds"], result["embed_s"]
+        store_s = result.get("store_s")
+        chunks_per_s = result["chunks"] / seconds
+        files_per_s = result["files"] / seconds
+        table.add_row(
+            labels[step],
+            f"{result['indexed']}/{result['files']}",
+            str(result["chunks"]),
+            f"{result['tokens'] / max(result['chunks'], 1):.0f}",
+            f"{seconds:.1f}",
+            f"{result['cpu_s']:.0f}",
+            f"{files_per_s:.2f}",
+            f"{chunks_per_s:.1f}",
+            f"{chunks_per_s / (base['chunks'] / base['seconds']):.2f}" if base else "-",
+            f"{files_per_s / (base['files'] / base['seconds']):.2f}" if base else "-",
+            f"{embed_s:.1f}",
+            f"{result['tokens'] / embed_s:.0f}",
+            f"{store_s:.1f}" if store_s is not None else "-",
+            f"{seconds - embed_s - store_s:.1f}" if store_s is not None else "-",
+            f"{result['startup_s']:.1f}",
+            f"{result['peak_rss_mib']:.0f}",
+        )
+    Console(width=220).print(table)
+    print(
+        "seconds: first file to last write (model load is 'setup s'); cpu s: CPU time in that "
+        "span (less swayed by other load); tok: the embedder's word pieces in the texts embedded "
+        "((b) includes the file_path metadata llama-index embeds); embed/store s: inside the "
+        "embedder and Chroma writes; parse+chunk s: the rest of (a) (unstructured, chunker, "
+        "catalog); peak RSS: ru_maxrss of the row's own process (+ its parse worker)."
+    )
+    for step, result in results.items():
+        for failure in result["failed"]:
+            print(f"  {labels[step]} failed: {failure}")
+
+
+def print_quality(quality: dict[str, Any]) -> None:
+    a, f = quality["cos_a_bf16"], quality["cos_a_fp32"]
+    n = quality["questions"]
+    print(
+        f"\ncosine of (a)-bf16 stored embeddings to (c)-fp32 of the same {a['n']} chunks: "
+        f"mean {a['mean']:.6f}, min {a['min']:.6f}   (target mean >= 0.999)"
+    )
+    print(f"  sanity, (a)-fp32 to (c)-fp32: mean {f['mean']:.6f}, min {f['min']:.6f}")
+    print(
+        f"gold set, {n} questions, top-{TOP_K} chunks: fp32 vs bf16 identical order "
+        f"{quality['same_order']}/{n}, same set {quality['same_set']}/{n}; "
+        f"query embeddings cosine min {quality['query_cos_min']:.6f}"
+    )
+    for name, hits in quality["hits"].items():
+        missed = ", ".join(quality["misses"][name]) or "none"
+        print(f"  hit@{TOP_K} {name}: {hits}/{n}   missed: {missed}")
+
+
+def print_delete(result: dict[str, Any]) -> None:
+    verdict = "under" if result["delete_s"] < 2 else "OVER"
+    print(
+        f"\ndelete: one {result['bytes'] / 2**20:.1f} MB text document, {result['chunks']} chunks "
+        f"(paragraphs through our Chunker; random unit vectors upserted with "
+        f"ChromaChunkStore.upsert in {result['upsert_s']:.1f} s, beside the corpus's "
+        f"{result['corpus_chunks']} chunks): ChromaChunkStore.delete_document took "
+        f"{result['delete_s']:.2f} s ({verdict} the 2 s target); {result['left']} of its chunks "
+        f"left, collection back to {result['count_after']}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument(
+        "--limit", type=int, help="use N files (the gold set's first) for a quick run"
+    )
+    parser.add_argument(
+        "--explore", action="store_true", help="add the speed experiments' rows (slower)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temp folder")
+    parser.add_argument("--step", help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.step:
+        in_child(args.step, args.work)
+        return
+
+    ensure_corpus(args.corpus)
+    files = select_files(args.corpus, args.limit)
+    size = sum(path.stat().st_size for path in files) / 2**20
+    rows = dict(ROWS)
+    if args.explore:
+        rows |= EXPLORE
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    print(
+        f"corpus: {len(files)} .txt files, {size:.1f} MB, from {args.corpus}; "
+        f"work folder {work}; each row in a fresh process",
+        flush=True,
+    )
+    started = time.perf_counter()
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        for step, label in rows.items():
+            print(f"  {label} ...", end=" ", flush=True)
+            results[step] = child(step, files, work)
+            print(f"{results[step]['seconds']:.1f} s", flush=True)
+        print("  agreement and retrieval ...", flush=True)
+        quality = child("quality", files, work)
+        print(f"  deleting a {DELETE_MB} MB document ...", flush=True)
+        deleted = child("delete", files, work)
+        print()
+        print_rows(results, rows)
+        print_quality(quality)
+        print_delete(deleted)
+        print(f"\nbench took {time.perf_counter() - started:.0f} s")
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
