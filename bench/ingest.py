@@ -536,7 +536,7 @@ def print_rows(results: dict[str, dict[str, Any]], labels: dict[str, str]) -> No
 
     base = results.get("b")
     columns = (
-        "row", "files", "chunks", "tok/chunk", "seconds", "cpu s", "files/s", "chunks/s",
+        "row", "files", "chunks", "tok/chunk", "seconds", "cpu s", "cores", "files/s", "chunks/s",
         "chunks/s ÷ (b)", "files/s ÷ (b)", "embed s", "embed tok/s", "store s", "parse+chunk s",
         "setup s", "peak RSS MiB",
     )  # fmt: skip
@@ -555,6 +555,7 @@ def print_rows(results: dict[str, dict[str, Any]], labels: dict[str, str]) -> No
             f"{result['tokens'] / max(result['chunks'], 1):.0f}",
             f"{seconds:.1f}",
             f"{result['cpu_s']:.0f}",
+            f"{result['cpu_s'] / seconds:.2f}",
             f"{files_per_s:.2f}",
             f"{chunks_per_s:.1f}",
             f"{chunks_per_s / (base['chunks'] / base['seconds']):.2f}" if base else "-",
@@ -569,14 +570,19 @@ def print_rows(results: dict[str, dict[str, Any]], labels: dict[str, str]) -> No
     Console(width=220).print(table)
     print(
         "seconds: first file to last write (model load is 'setup s'); cpu s: CPU time in that "
-        "span (less swayed by other load); tok: the embedder's word pieces in the texts embedded "
-        "((b) includes the file_path metadata llama-index embeds); embed/store s: inside the "
-        "embedder and Chroma writes; parse+chunk s: the rest of (a) (unstructured, chunker, "
-        "catalog); peak RSS: ru_maxrss of the row's own process (+ its parse worker)."
+        "span; cores: cpu s / seconds (under 2 on 2 cores: other work took the rest); tok: the "
+        "embedder's word pieces in the texts embedded ((b) includes the file_path metadata "
+        "llama-index embeds); embed/store s: inside the embedder and Chroma writes; "
+        "parse+chunk s: the rest of (a) (unstructured, chunker, catalog); peak RSS: ru_maxrss "
+        "of the row's own process (+ its parse worker)."
     )
     for step, result in results.items():
         for failure in result["failed"]:
             print(f"  {labels[step]} failed: {failure}")
+    if base and "a/bf16" in results:
+        bf16 = results["a/bf16"]
+        ratio = (bf16["chunks"] / bf16["seconds"]) / (base["chunks"] / base["seconds"])
+        print(f"(a)-bf16 chunks/s is {ratio:.2f}x (b)'s (the issue's target: 3x or more)")
 
 
 def print_quality(quality: dict[str, Any]) -> None:
@@ -643,8 +649,13 @@ def main() -> None:
     try:
         for step, label in rows.items():
             print(f"  {label} ...", end=" ", flush=True)
+            load = os.getloadavg()[0]
             results[step] = child(step, files, work)
-            print(f"{results[step]['seconds']:.1f} s", flush=True)
+            print(
+                f"{results[step]['seconds']:.1f} s (1-minute load {load:.1f} before, "
+                f"{os.getloadavg()[0]:.1f} after)",
+                flush=True,
+            )
         print("  agreement and retrieval ...", flush=True)
         quality = child("quality", files, work)
         print(f"  deleting a {DELETE_MB} MB document ...", flush=True)
