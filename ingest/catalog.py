@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 
 from appliance.settings import Settings
-from ingest.database import Database
+from appliance.database import Database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (

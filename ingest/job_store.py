@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 
 from appliance.settings import Settings
-from ingest.database import Database
+from appliance.database import Database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
