@@ -53,3 +53,20 @@ class QueueUnavailable(ApplianceError):
 
 class UploadRejected(ApplianceError):
     status_code = 400
+
+
+class EgressDenied(ApplianceError):
+    """The egress guard or a connector refused to send data outside the allowed destinations.
+
+    502, not 403: the asker did nothing wrong and no other credentials would help; the appliance
+    refused to reach an upstream, which an administrator changes in settings (403 stays what
+    auth answers when a principal may not read something).
+    """
+
+    status_code = 502
+
+
+class ConnectorUnavailable(ApplianceError):
+    """An enabled outbound connector (Cohere) failed or did not answer in time."""
+
+    status_code = 503

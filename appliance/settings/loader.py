@@ -26,7 +26,12 @@ DEFAULT_PROFILES = "embedded"
 ENV_OVERRIDE_PREFIX = "APPLIANCE__"
 _PLACEHOLDER = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<default>[^}]*))?\}")
 # models.dir is not here: a relative one is relative to data_dir (Settings.models_dir).
-_PATH_KEYS = {("data_dir",), ("inference", "python"), ("models", "smollm2_wheel")}
+_PATH_KEYS = {
+    ("data_dir",),
+    ("inference", "python"),
+    ("models", "smollm2_wheel"),
+    ("connectors", "cohere", "api_key_file"),
+}
 
 
 class SettingsError(ValueError):

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Section(BaseModel):
     # A misspelt key in settings.yaml must fail loudly instead of being silently ignored.
     model_config = ConfigDict(extra="forbid")
+
+
+def _is_ip_or_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 class VectorStoreSettings(_Section):
@@ -107,6 +117,58 @@ class ServerSettings(_Section):
     port: int = 8080
 
 
+class EgressSettings(_Section):
+    """What the egress guard lets this process connect to, besides loopback and unix sockets."""
+
+    # On: any other destination is refused in the process and reported to the audit log.
+    guard: bool = True
+    # Host names, IP addresses or CIDR networks, on top of the hosts the settings already name
+    # (broker, catalog, Chroma server, inference, and Cohere when enabled).
+    allow_hosts: list[str] = Field(default_factory=list)
+
+    @field_validator("allow_hosts")
+    @classmethod
+    def _hosts_not_urls(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            looks_like_address = ":" in host or "/" in host
+            if "://" in host or (looks_like_address and not _is_ip_or_network(host)):
+                raise ValueError(f"egress.allow_hosts takes host names or addresses, not {host!r}")
+        return hosts
+
+
+class CohereSettings(_Section):
+    """Cohere's cloud: off unless an admin turns it on, and then only for some collections."""
+
+    enabled: bool = False
+    base_url: str = "https://api.cohere.com"
+    # A file holding the API key, readable only by the appliance's user; never the key inline.
+    api_key_file: Path | None = None
+    rerank_model: str = "rerank-v3.5"
+    chat_model: str = "command-a-03-2025"
+    use_for: list[Literal["rerank", "generate"]] = Field(default_factory=list)
+    # Only questions whose every collection is listed here may reach Cohere.
+    allowed_collections: list[str] = Field(default_factory=list)
+    timeout_s: float = 20.0
+
+    @property
+    def sends_anything(self) -> bool:
+        """Enabled, for some use and some collection: only then is Cohere's host reachable."""
+        return self.enabled and bool(self.use_for) and bool(self.allowed_collections)
+
+    @model_validator(mode="after")
+    def _enabled_needs_a_key_and_a_url(self) -> CohereSettings:
+        if self.enabled and self.api_key_file is None:
+            raise ValueError("connectors.cohere.enabled needs connectors.cohere.api_key_file")
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"connectors.cohere.base_url {self.base_url!r} is not an http(s) URL")
+        return self
+
+
+class ConnectorsSettings(_Section):
+    cohere: CohereSettings = Field(default_factory=CohereSettings)
+
+
 class Settings(_Section):
     profile: list[str] = Field(default_factory=list)
     data_dir: Path = Path("data")
@@ -121,6 +183,8 @@ class Settings(_Section):
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    egress: EgressSettings = Field(default_factory=EgressSettings)
+    connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings)
 
     @model_validator(mode="after")
     def _one_writer_for_embedded_chroma(self) -> Settings:

@@ -80,3 +80,27 @@ def test_data_dir_and_llm_url_have_named_variables() -> None:
     assert settings.data_dir == Path("/srv/x")
     assert settings.chroma_dir == Path("/srv/x/chroma")
     assert settings.llm.base_url == "http://gpu:9/v1"
+
+
+def test_shipped_settings_keep_the_guard_on_and_cohere_off() -> None:
+    for profiles in (["embedded"], ["production"], ["embedded", "test"]):
+        settings = load_settings(ROOT, profiles, environ={})
+        assert settings.egress.guard is True and settings.egress.allow_hosts == []
+        cohere = settings.connectors.cohere
+        assert cohere.enabled is False and cohere.use_for == [] and cohere.allowed_collections == []
+
+
+def test_cohere_key_file_is_relative_to_the_settings_folder(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "settings.yaml",
+        "connectors:\n  cohere:\n    enabled: true\n    api_key_file: secrets/cohere.key\n",
+    )
+    settings = load_settings(tmp_path, [], environ={})
+    assert settings.connectors.cohere.api_key_file == tmp_path / "secrets" / "cohere.key"
+
+
+def test_cohere_settings_refuse_a_base_url_that_is_not_http(tmp_path: Path) -> None:
+    write(tmp_path, "settings.yaml", "connectors:\n  cohere:\n    base_url: api.cohere.com\n")
+    with pytest.raises(SettingsError, match="base_url"):
+        load_settings(tmp_path, [], environ={})
