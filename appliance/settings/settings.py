@@ -74,6 +74,17 @@ class CatalogSettings(_Section):
     url: str = ""
 
 
+class AuditSettings(_Section):
+    # Empty: SQLite in the data dir. Several API nodes: one PostgreSQL URL they all share (and
+    # the same key file on each, or their records would not verify).
+    url: str = ""
+    # The HMAC-SHA256 key signing every record, readable only by the service. Empty:
+    # data_dir/secrets/audit.key, made on first use; a relative path is relative to data_dir.
+    key_file: Path | None = None
+    # `appliance audit purge` removes older records; a signed checkpoint keeps the rest verifiable.
+    retention_days: int = Field(default=365, ge=1)
+
+
 class WorkerSettings(_Section):
     concurrency: int = 1
 
@@ -183,6 +194,7 @@ class Settings(_Section):
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     egress: EgressSettings = Field(default_factory=EgressSettings)
     connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings)
 
@@ -205,6 +217,15 @@ class Settings(_Section):
     @property
     def catalog_path(self) -> Path:
         return self.data_dir / "catalog.sqlite3"
+
+    @property
+    def audit_path(self) -> Path:
+        return self.data_dir / "audit.sqlite3"
+
+    @property
+    def audit_key_path(self) -> Path:
+        key_file = self.audit.key_file or Path("secrets") / "audit.key"
+        return key_file if key_file.is_absolute() else self.data_dir / key_file
 
     @property
     def logs_dir(self) -> Path:
