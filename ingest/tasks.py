@@ -7,8 +7,9 @@ import os
 
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
+from appliance.egress import arm_from_settings
 from appliance.settings import Settings, load_settings
 from ingest.celery_app import create_celery_app
 from ingest.dispatch import TASK_NAME
@@ -26,6 +27,14 @@ def _runtime() -> tuple[JobStore, IngestService]:
 
     service = IngestService.for_components(Components(settings))
     return JobStore.for_settings(settings), service
+
+
+@worker_init.connect
+@worker_process_init.connect
+def _arm_the_egress_guard(**_: object) -> None:
+    # The main process talks to Redis, the pool processes to Chroma and the catalog. A forked
+    # pool inherits the armed guard; arming again covers a pool that does not fork.
+    arm_from_settings(settings)
 
 
 @worker_process_init.connect

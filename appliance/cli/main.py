@@ -74,7 +74,12 @@ def friendly(command: F) -> F:
 
 
 def _settings() -> Settings:
-    return load_settings()
+    from appliance.egress import arm_from_settings
+
+    settings = load_settings()
+    # Every command runs under the egress guard, armed before it loads any library.
+    arm_from_settings(settings)
+    return settings
 
 
 def _print_json(document: Any) -> None:
@@ -473,6 +478,32 @@ def models_status(as_json: JsonOption = False) -> None:
     console.print(
         f"served now: {served if served is not None else 'nothing (vLLM is not running)'}"
     )
+
+
+# ---------------------------------------------------------------- checks
+
+
+@app.command()
+@friendly
+def doctor(
+    egress: Annotated[
+        bool,
+        typer.Option(
+            "--egress", help="Only what this process may connect to, and what it refused."
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Check this installation (every check unless one is named); exits 1 if one fails."""
+    from appliance.cli.doctor import print_reports, run_checks
+
+    reports = run_checks(_settings(), ["egress"] if egress else None)
+    if as_json:
+        _print_json([report.to_dict() for report in reports])
+    else:
+        print_reports(reports, console)
+    if not all(report.ok for report in reports):
+        raise typer.Exit(1)
 
 
 def main() -> None:

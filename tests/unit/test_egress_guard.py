@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -218,3 +219,25 @@ def test_allow_hosts_takes_hosts_not_urls(tmp_path: Path) -> None:
         settings_for(tmp_path, APPLIANCE__EGRESS__ALLOW_HOSTS="[https://x.example]")
     settings = settings_for(tmp_path, APPLIANCE__EGRESS__ALLOW_HOSTS="['fd00::/8', '::1', 'a.b']")
     assert settings.egress.allow_hosts == ["fd00::/8", "::1", "a.b"]
+
+
+def test_doctor_reports_the_guard(
+    refusals: Refusals, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from appliance.cli.main import app
+
+    monkeypatch.setenv("APPLIANCE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("APPLIANCE__EGRESS__ALLOW_HOSTS", "[10.99.0.0/16]")
+    result = CliRunner().invoke(app, ["doctor", "--egress", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)[0]["rows"]
+    assert rows["guard"].startswith("armed")
+    assert rows["allowed 10.99.0.0/16"] == "egress.allow_hosts"
+    assert rows["cohere connector"].startswith("off")
+    assert rows["refused in this process"] == str(guard.refused)
+
+    monkeypatch.setenv("APPLIANCE__EGRESS__GUARD", "false")
+    result = CliRunner().invoke(app, ["doctor", "--egress"])
+    assert result.exit_code == 1 and "OFF" in result.stdout
