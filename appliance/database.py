@@ -81,3 +81,19 @@ class Database:
                 # pysqlite opens no transaction before a SELECT, so this BEGIN is the first one.
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
             yield connection
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read-only transaction whose reads all see one moment, whatever is written meanwhile."""
+        with self.engine.connect() as connection:
+            if self.dialect == "sqlite":
+                with connection.begin():
+                    # Without an explicit BEGIN each SELECT would see its own moment; this one
+                    # holds the WAL snapshot of the first read until the end.
+                    connection.exec_driver_sql("BEGIN")
+                    yield connection
+                return
+            connection.execution_options(isolation_level="REPEATABLE READ")
+            with connection.begin():
+                connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+                yield connection
