@@ -1,4 +1,4 @@
-"""One audit record, the canonical text its hash covers, and how it is written out and read back."""
+"""One audit record, the canonical text its hash covers, its time format, and its export rows."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 # What the first record chains from: there is nothing before it.
@@ -32,6 +32,20 @@ def utc_text(moment: datetime) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def time_bound(value: str, end: bool = False) -> datetime:
+    """A bound of a period given as an ISO date or date-time (UTC unless it names a zone).
+
+    As an `end`, a bare date means the end of that day: --to 2026-11-30 includes November 30th.
+    Raises ValueError for anything else.
+    """
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        return datetime.fromisoformat(value)
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start + timedelta(days=1) if end else start
 
 
 def document_ids(payload: Mapping[str, Any]) -> list[str]:
