@@ -7,8 +7,10 @@ import hashlib
 import io
 import itertools
 import json
+import os
 import sqlite3
 import stat
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +21,7 @@ from appliance.audit.key import AuditKey, AuditKeyUnsafe
 from appliance.audit.log import AuditLog, AuditLogBroken
 from appliance.audit.record import AuditRecord
 from tests.audit_appenders import append_concurrently, switches
-from tests.conftest import settings_for
+from tests.conftest import ROOT, settings_for
 
 
 @pytest.fixture
@@ -317,3 +319,32 @@ def test_processes_appending_at_once_keep_one_chain(
     actors = [record.actor for record in log.records()]
     assert actors.count("p0") == actors.count("p1") == 100
     assert switches(actors) > 10, "the two processes did not append at the same time"
+
+
+def test_the_cli_verifies_exports_and_fails_on_tampering(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path / "data")
+    log = AuditLog.for_settings(settings)
+    fill(log, 3)
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("APPLIANCE")}
+    environ |= {"APPLIANCE_DATA_DIR": str(tmp_path / "data"), "APPLIANCE_PROFILES": "embedded"}
+
+    def cli(*arguments: str) -> subprocess.CompletedProcess[str]:
+        command = [str(ROOT / ".venv" / "bin" / "appliance"), "audit", *arguments]
+        return subprocess.run(command, env=environ, capture_output=True, text=True, timeout=120)
+
+    intact = cli("verify")
+    assert intact.returncode == 0, intact.stderr
+    assert "audit log intact: 3 records checked" in intact.stdout
+    out = tmp_path / "november.csv"
+    exported = cli("export", "--from", "2026-01-01", "--format", "csv", "--out", str(out))
+    assert exported.returncode == 0, exported.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert [row["seq"] for row in csv.DictReader(out.open())] == ["1", "2", "3"]
+
+    with sqlite3.connect(settings.audit_path) as connection:
+        connection.execute("DELETE FROM audit_records WHERE seq = 2")
+    tampered = cli("verify", "--json")
+    assert tampered.returncode == 1
+    assert json.loads(tampered.stdout)["problems"] == [
+        {"seq": 2, "kind": "deleted", "message": "seq 2 was deleted"}
+    ]
