@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from llama_index.core.llms import LLM
 
 from appliance.answering.answer_service import AnswerService
+from appliance.answering.query_audit import query_payload
+from appliance.auth.principal import Principal, acting
 from appliance.components.embedding import Embedder, build_embedder
 from appliance.components.llm import build_llm
 from appliance.components.vector_store import build_chunk_store
 from appliance.components.vector_store.chroma import ChromaChunkStore
+from appliance.domain import Answer
 from appliance.retrieval.dense import DenseRetriever
 from appliance.settings import Settings
+
+if TYPE_CHECKING:
+    from appliance.audit.log import AuditLog
+    from appliance.auth.keys import KeyStore
+    from appliance.connectors.cohere import CohereConnector
 
 
 class Components:
@@ -34,6 +43,45 @@ class Components:
         return build_llm(self.settings.llm)
 
     @cached_property
+    def audit(self) -> AuditLog:
+        from appliance.audit.log import AuditLog
+
+        return AuditLog.for_settings(self.settings)
+
+    @cached_property
+    def keys(self) -> KeyStore:
+        from appliance.auth.keys import KeyStore
+
+        return KeyStore.for_settings(self.settings)
+
+    @cached_property
+    def model_digest(self) -> str:
+        """The served model's manifest hash, recorded with every answer."""
+        from models.manifest import Manifest
+
+        entry = Manifest(self.settings.models_dir).entries().get(self.settings.llm.model)
+        return entry.digest() if entry else "unknown: not in this node's model manifest"
+
+    @cached_property
     def answers(self) -> AnswerService:
         retriever = DenseRetriever(self.chunk_store, self.embedder)
-        return AnswerService(self.settings, retriever, self.llm)
+        return AnswerService(self.settings, retriever, self.llm, self._record_answer, self.cohere)
+
+    @cached_property
+    def cohere(self) -> CohereConnector | None:
+        """None unless an admin enabled it; then every call it makes is audited."""
+        from appliance.connectors.cohere import build_cohere_connector
+
+        return build_cohere_connector(self.settings.connectors.cohere, self.record_egress)
+
+    def record_egress(self, payload: dict[str, Any]) -> None:
+        principal = acting.get()
+        actor = principal.user if principal else "system"
+        groups = principal.audit_groups() if principal else []
+        self.audit.append("egress", actor, groups, payload)
+
+    def _record_answer(
+        self, principal: Principal, collections: list[str] | None, answer: Answer
+    ) -> None:
+        payload = query_payload(answer, collections, self.model_digest)
+        self.audit.append("query", principal.user, principal.audit_groups(), payload)

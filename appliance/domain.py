@@ -7,6 +7,17 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class DocumentAccess:
+    """The groups that may read a document, and the collection it belongs to."""
+
+    groups: tuple[str, ...]
+    collection: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"groups": list(self.groups), "collection": self.collection}
+
+
+@dataclass(frozen=True)
 class Chunk:
     """One indexed passage of a document version; its id is `doc_id:version:n`."""
 
@@ -18,6 +29,8 @@ class Chunk:
     page: int | None = None
     section: str | None = None
     file_type: str = ""
+    groups: tuple[str, ...] = ()
+    collection: str = ""
 
     @property
     def chunk_id(self) -> str:
@@ -40,6 +53,7 @@ class Hit:
     section: str | None
     score: float
     text: str
+    collection: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,6 +80,8 @@ class Answer:
     prompt_version: str = ""
     seconds_to_first_token: float | None = None
     seconds_total: float = 0.0
+    # Whether any of this question's data was sent out of the building (the Cohere connector).
+    left_building: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,4 +92,5 @@ class Answer:
             "prompt_version": self.prompt_version,
             "seconds_to_first_token": self.seconds_to_first_token,
             "seconds_total": self.seconds_total,
+            "left_building": self.left_building,
         }

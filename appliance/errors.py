@@ -55,6 +55,18 @@ class UploadRejected(ApplianceError):
     status_code = 400
 
 
+class AuthenticationFailed(ApplianceError):
+    status_code = 401
+
+
+class PermissionDenied(ApplianceError):
+    status_code = 403
+
+
+class KeyNotFound(ApplianceError):
+    status_code = 404
+
+
 class EgressDenied(ApplianceError):
     """The egress guard or a connector refused to send data outside the allowed destinations.
 

@@ -13,15 +13,16 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import text
 
-from appliance.settings import Settings
 from appliance.database import Database
+from appliance.settings import Settings
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     job_id      TEXT PRIMARY KEY,
     kind        TEXT NOT NULL,      -- paths | upload | sync | retry
     source      TEXT,
-    created_at  DOUBLE PRECISION NOT NULL
+    created_at  DOUBLE PRECISION NOT NULL,
+    submitted_by TEXT NOT NULL DEFAULT ''  -- the user whose ingestions and deletions it audits
 );
 CREATE TABLE IF NOT EXISTS job_files (
     job_id      TEXT NOT NULL REFERENCES jobs(job_id),
@@ -76,6 +77,7 @@ class Job:
     kind: str
     source: str | None
     created_at: float
+    submitted_by: str = ""
     files: list[JobFile] = field(default_factory=list)
 
     @property
@@ -105,6 +107,7 @@ class Job:
             "kind": self.kind,
             "source": self.source,
             "created_at": self.created_at,
+            "submitted_by": self.submitted_by,
             "status": self.status,
             "files_total": self.files_total,
             "files_done": self.files_done,
@@ -131,13 +134,15 @@ class JobStore:
     def for_settings(cls, settings: Settings) -> JobStore:
         return cls(Database.for_settings(settings, _SCHEMA))
 
-    def create(self, kind: str, items: list[JobItem], source: str | None = None) -> str:
+    def create(
+        self, kind: str, items: list[JobItem], source: str | None = None, submitted_by: str = ""
+    ) -> str:
         job_id = uuid.uuid4().hex[:12]
         now = time.time()
         with self._db.transaction() as connection:
             connection.execute(
-                text("INSERT INTO jobs VALUES (:job_id, :kind, :source, :now)"),
-                dict(job_id=job_id, kind=kind, source=source, now=now),
+                text("INSERT INTO jobs VALUES (:job_id, :kind, :source, :now, :by)"),
+                dict(job_id=job_id, kind=kind, source=source, now=now, by=submitted_by),
             )
             if items:
                 connection.execute(
@@ -218,6 +223,13 @@ class JobStore:
                 {"job_id": job_id},
             ).fetchall()
         return Job(*row, files=[JobFile(*item) for item in files])
+
+    def submitter(self, job_id: str) -> str:
+        with self._db.transaction() as connection:
+            row = connection.execute(
+                text("SELECT submitted_by FROM jobs WHERE job_id=:job_id"), {"job_id": job_id}
+            ).fetchone()
+        return row[0] if row else ""
 
     def list(self, limit: int = 50) -> list[Job]:
         with self._db.transaction() as connection:

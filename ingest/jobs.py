@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from appliance.container import Components
+from appliance.domain import DocumentAccess
 from appliance.errors import UploadRejected
 from ingest.catalog import Catalog
 from ingest.dispatch import Dispatcher, build_dispatcher
 from ingest.job_store import Job, JobItem, JobStore, Source
-from ingest.service import IngestService, expand_paths
+from ingest.service import IngestService, document_id, expand_paths
 
 _MAX_NAME = 255
 _BLOCK = 1 << 20
@@ -64,8 +65,10 @@ class IngestJobs:
         self.catalog = catalog
         self._dispatcher = dispatcher
 
-    def _submit(self, kind: str, items: list[JobItem], source: str | None = None) -> Job:
-        job_id = self.store.create(kind, items, source)
+    def _submit(
+        self, kind: str, items: list[JobItem], submitted_by: str, source: str | None = None
+    ) -> Job:
+        job_id = self.store.create(kind, items, source, submitted_by)
         queued = self.store.queued(job_id)
         if queued:
             self._dispatcher.dispatch(job_id, queued)
@@ -73,11 +76,25 @@ class IngestJobs:
         assert job is not None
         return job
 
-    def submit_paths(self, paths: Iterable[Path]) -> Job:
-        items = [JobItem(str(path.resolve())) for path in expand_paths(paths)]
-        return self._submit("paths", items)
+    def _set_access(self, paths: Iterable[str], access: DocumentAccess | None) -> None:
+        # Recorded before the job is queued, so whichever worker takes a file sees it.
+        if access is not None:
+            for path in paths:
+                self.catalog.set_access_override(document_id(Path(path)), access)
 
-    def submit_upload(self, files: list[tuple[str, BinaryIO]]) -> Job:
+    def submit_paths(
+        self, paths: Iterable[Path], access: DocumentAccess | None = None, submitted_by: str = ""
+    ) -> Job:
+        items = [JobItem(str(path.resolve())) for path in expand_paths(paths)]
+        self._set_access([item.path for item in items], access)
+        return self._submit("paths", items, submitted_by)
+
+    def submit_upload(
+        self,
+        files: list[tuple[str, BinaryIO]],
+        access: DocumentAccess | None = None,
+        submitted_by: str = "",
+    ) -> Job:
         """Stores each upload under data_dir/uploads by name (a later upload of the same name is
         a new version of that document) and queues it; bad names, oversized files and repeats
         fail alone."""
@@ -108,18 +125,20 @@ class IngestJobs:
             else:
                 seen.update((name, stored))
                 items.append(JobItem(str(target)))
-        return self._submit("upload", items)
+        self._set_access([item.path for item in items if item.error is None], access)
+        return self._submit("upload", items, submitted_by)
 
-    def submit_delete(self, doc_ids: list[str]) -> Job:
+    def submit_delete(self, doc_ids: list[str], submitted_by: str = "") -> Job:
         """Deletes go through the job queue too, so one process owns embedded Chroma's writes."""
-        return self._submit("delete", [JobItem(doc_id, action="delete") for doc_id in doc_ids])
+        items = [JobItem(doc_id, action="delete") for doc_id in doc_ids]
+        return self._submit("delete", items, submitted_by)
 
     def add_source(self, folder: Path) -> Source:
         if not folder.is_dir():
             raise UploadRejected(f"{folder} is not a folder")
         return self.store.add_source(str(folder.resolve()))
 
-    def sync(self, folder: Path) -> Job:
+    def sync(self, folder: Path, submitted_by: str = "") -> Job:
         """New and changed files are ingested (unchanged ones are skipped cheaply by hash);
         documents whose file is gone from the folder are deleted."""
         folder = folder.resolve()
@@ -134,12 +153,14 @@ class IngestJobs:
         ]
         items = [JobItem(str(path)) for path in present]
         items += [JobItem(path, action="delete") for path in gone]
-        return self._submit("sync", items, source=str(folder))
+        return self._submit("sync", items, submitted_by, source=str(folder))
 
-    def retry_failed(self) -> Job | None:
+    def retry_failed(self, submitted_by: str = "") -> Job | None:
         failed = [record.path for record in self.catalog.list() if record.status == "failed"]
         existing = [path for path in failed if Path(path).is_file()]
-        return self._submit("retry", [JobItem(path) for path in existing]) if existing else None
+        if not existing:
+            return None
+        return self._submit("retry", [JobItem(path) for path in existing], submitted_by)
 
 
 def build_ingest_jobs(components: Components, background: bool) -> IngestJobs:

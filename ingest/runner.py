@@ -26,12 +26,14 @@ def run_job_file(
         )
         jobs.finish(job_id, n, "failed", error=error)
         return
+    actor = jobs.submitter(job_id) or f"worker:{worker}"
     if item.action == "delete":
         try:
             doc_id = service.delete(item.path)
         except DocumentNotFound:
             doc_id = None  # already gone: the goal is reached
         jobs.finish(job_id, n, "deleted", doc_id=doc_id)
+        service.record("delete", actor, {"job_id": job_id, "path": item.path, "doc_id": doc_id})
         return
     try:
         outcome = service.ingest_file(Path(item.path))
@@ -40,3 +42,4 @@ def run_job_file(
         jobs.finish(job_id, n, "failed", error=f"internal error: {type(error).__name__}: {error}")
         raise
     jobs.finish(job_id, n, outcome.status, outcome.chunks, outcome.error, outcome.doc_id)
+    service.record("ingest", actor, {"job_id": job_id, "worker": worker, **outcome.to_dict()})

@@ -8,13 +8,15 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from appliance.auth.access import access_for_path
 from appliance.components.embedding import Embedder
 from appliance.components.vector_store.chroma import ChromaChunkStore
 from appliance.container import Components
-from appliance.domain import Chunk
+from appliance.domain import Chunk, DocumentAccess
 from appliance.errors import (
     DocumentNotFound,
     DocumentRejected,
@@ -26,6 +28,9 @@ from appliance.settings import Settings
 from ingest.catalog import Catalog
 from ingest.chunker import Chunker
 from ingest.parsers import ParseOptions, parser_for, supported_extensions
+
+if TYPE_CHECKING:
+    from appliance.audit.log import AuditLog
 
 VERSION_HEX = 16
 
@@ -65,6 +70,11 @@ class FileOutcome:
     chunks: int = 0
     error: str | None = None
     doc_id: str | None = None
+    version: str | None = None
+    groups: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "groups": list(self.groups)}
 
 
 @dataclass
@@ -95,9 +105,15 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
 
 class IngestService:
     def __init__(
-        self, settings: Settings, embedder: Embedder, store: ChromaChunkStore, catalog: Catalog
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        store: ChromaChunkStore,
+        catalog: Catalog,
+        audit: AuditLog | None = None,
     ) -> None:
         self._settings = settings
+        self._audit = audit
         self._embedder = embedder
         self._store = store
         self._catalog = catalog
@@ -114,8 +130,17 @@ class IngestService:
     def for_components(cls, components: Components) -> IngestService:
         settings = components.settings
         return cls(
-            settings, components.embedder, components.chunk_store, Catalog.for_settings(settings)
+            settings,
+            components.embedder,
+            components.chunk_store,
+            Catalog.for_settings(settings),
+            components.audit,
         )
+
+    def record(self, kind: str, actor: str, payload: dict[str, Any]) -> None:
+        """An audit record of an ingestion or deletion (no-op for a service built bare)."""
+        if self._audit is not None:
+            self._audit.append(kind, actor, [], payload)
 
     def ingest(
         self, paths: Iterable[Path], on_file: Callable[[FileOutcome], None] | None = None
@@ -130,15 +155,23 @@ class IngestService:
         report.seconds = time.perf_counter() - started
         return report
 
+    def access_for(self, doc_id: str, path: Path) -> DocumentAccess:
+        """Groups given at upload win; otherwise the folder mapping in settings decides."""
+        override = self._catalog.access_override(doc_id)
+        return override or access_for_path(self._settings.access, path)
+
     def ingest_file(self, path: Path) -> FileOutcome:
         doc_id = document_id(path)
+        access = self.access_for(doc_id, path)
         try:
-            return self._ingest_file(path)
+            return self._ingest_file(path, access)
         except DocumentRejected as error:
-            self._catalog.mark_failed(doc_id, str(path.resolve()), error.message)
-            return FileOutcome(str(path), "failed", error=error.message, doc_id=doc_id)
+            self._catalog.mark_failed(doc_id, str(path.resolve()), error.message, access)
+            return FileOutcome(
+                str(path), "failed", error=error.message, doc_id=doc_id, groups=access.groups
+            )
 
-    def _ingest_file(self, path: Path) -> FileOutcome:
+    def _ingest_file(self, path: Path, access: DocumentAccess) -> FileOutcome:
         if not path.is_file():
             raise DocumentUnreadable(f"{path}: no such file")
         parse = parser_for(path)
@@ -152,8 +185,17 @@ class IngestService:
             raise EmptyDocument(f"{path.name} is empty (0 bytes)")
         source = SourceFile.read(path)
         known = self._catalog.get(source.doc_id)
-        if known and known.status == "indexed" and known.version == source.version:
-            return FileOutcome(str(path), "unchanged", chunks=0, doc_id=source.doc_id)
+        # Same bytes and same readers: nothing to do. New readers re-write the chunks' groups.
+        if (
+            known
+            and known.status == "indexed"
+            and known.version == source.version
+            and known.access == access
+        ):
+            return FileOutcome(
+                str(path), "unchanged", doc_id=source.doc_id, version=source.version,
+                groups=access.groups,
+            )  # fmt: skip
 
         try:
             blocks = parse(source.path, self._parse_options)
@@ -178,6 +220,8 @@ class IngestService:
                 page=piece.page,
                 section=piece.section,
                 file_type=path.suffix.lower().lstrip("."),
+                groups=access.groups,
+                collection=access.collection,
             )
             for n, piece in enumerate(pieces)
         ]
@@ -186,9 +230,18 @@ class IngestService:
         self._store.upsert(chunks, embeddings)
         self._store.delete_other_versions(source.doc_id, source.version)
         self._catalog.mark_indexed(
-            source.doc_id, str(source.path), source.version, source.sha256, len(chunks), source.size
+            source.doc_id,
+            str(source.path),
+            source.version,
+            source.sha256,
+            len(chunks),
+            source.size,
+            access,
         )
-        return FileOutcome(str(path), "indexed", chunks=len(chunks), doc_id=source.doc_id)
+        return FileOutcome(
+            str(path), "indexed", chunks=len(chunks), doc_id=source.doc_id,
+            version=source.version, groups=access.groups,
+        )  # fmt: skip
 
     def delete(self, path_or_id: str) -> str:
         """Remove a document's chunks and catalog row; takes a path or a document id."""

@@ -42,3 +42,26 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
     return build_embedder(EmbeddingSettings())
+
+
+def api_client(
+    settings: Settings,
+    components=None,
+    *,
+    role: str = "admin",
+    groups: tuple[str, ...] = ("everyone",),
+    raise_server_exceptions: bool = True,
+):
+    """A TestClient of the API that sends a fresh key of `role` with every request."""
+    from fastapi.testclient import TestClient
+
+    from appliance.container import Components
+    from appliance.server.app import create_app
+
+    components = components or Components(settings)
+    _, token = components.keys.create("tester", role, list(groups), "tests")
+    client = TestClient(
+        create_app(settings, components), raise_server_exceptions=raise_server_exceptions
+    )
+    client.headers["Authorization"] = f"Bearer {token}"
+    return client

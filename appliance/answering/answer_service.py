@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import httpx
 import openai
 from llama_index.core.llms import LLM
 
 from appliance.answering.prompt import PROMPT_VERSION, build_messages, cited_numbers, fit_sources
+from appliance.auth.access import search_filter
+from appliance.auth.principal import Principal, acting
 from appliance.domain import Answer, Citation, Hit
 from appliance.errors import InferenceUnavailable
 from appliance.retrieval.dense import DenseRetriever
 from appliance.settings import Settings
+
+if TYPE_CHECKING:
+    from appliance.connectors.cohere import CohereConnector
 
 _UNREACHABLE = (openai.APIConnectionError, openai.APITimeoutError, httpx.TransportError)
 
@@ -21,11 +27,21 @@ _UNREACHABLE = (openai.APIConnectionError, openai.APITimeoutError, httpx.Transpo
 class AnswerStream:
     """Iterate for the answer's text as it is generated; `answer` is complete afterwards."""
 
-    def __init__(self, question: str, hits: list[Hit], deltas: Iterator[str], model: str) -> None:
+    def __init__(
+        self,
+        question: str,
+        hits: list[Hit],
+        deltas: Iterator[str],
+        model: str,
+        on_done: Callable[[Answer], None] | None = None,
+        left_building: bool = False,
+    ) -> None:
         self.question = question
         self.hits = hits
         self._deltas = deltas
         self._model = model
+        self._on_done = on_done
+        self._left_building = left_building
         self._started = time.perf_counter()
         self.answer: Answer | None = None
 
@@ -50,28 +66,92 @@ class AnswerStream:
             prompt_version=PROMPT_VERSION,
             seconds_to_first_token=first_token_at,
             seconds_total=time.perf_counter() - self._started,
+            left_building=self._left_building,
         )
+        if self._on_done:
+            self._on_done(self.answer)
+
+
+# Called with who asked, over which collections, and the finished answer (the audit record).
+AnswerListener = Callable[[Principal, list[str] | None, Answer], None]
 
 
 class AnswerService:
-    def __init__(self, settings: Settings, retriever: DenseRetriever, llm: LLM) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        retriever: DenseRetriever,
+        llm: LLM,
+        on_answer: AnswerListener | None = None,
+        connector: CohereConnector | None = None,
+    ) -> None:
         self._settings = settings
         self._retriever = retriever
         self._llm = llm
+        self._on_answer = on_answer
+        self._connector = connector
 
-    def search(self, query: str, top_k: int | None = None) -> list[Hit]:
-        return self._retriever.retrieve(query, top_k or self._settings.retrieval.top_k)
+    def search(
+        self,
+        query: str,
+        principal: Principal,
+        top_k: int | None = None,
+        collections: list[str] | None = None,
+    ) -> list[Hit]:
+        """The chunks nearest the query among those `principal` may read (in `collections`)."""
+        where = search_filter(principal, collections)
+        return self._retriever.retrieve(query, top_k or self._settings.retrieval.top_k, where)
 
-    def stream(self, question: str, top_k: int | None = None) -> AnswerStream:
+    def stream(
+        self,
+        question: str,
+        principal: Principal,
+        top_k: int | None = None,
+        collections: list[str] | None = None,
+    ) -> AnswerStream:
         llm_settings = self._settings.llm
-        hits = fit_sources(
-            self.search(question, top_k), llm_settings.context_window, llm_settings.max_tokens
-        )
+        acting.set(principal)
+        # Only a question scoped to collections an admin let out may use the cloud connector;
+        # an unscoped one covers every collection the asker reads, so it never does.
+        scope = set(collections or ())
+        outbound = self._connector if self._connector and self._connector.may_send(scope) else None
+        k = top_k or self._settings.retrieval.top_k
+        if outbound and outbound.uses("rerank"):
+            candidates = self.search(question, principal, k * 3, collections)
+            ranked = outbound.rerank(
+                question, [(hit.chunk_id, hit.text) for hit in candidates], k, collections=scope
+            )
+            by_id = {hit.chunk_id: hit for hit in candidates}
+            found = [by_id[chunk_id] for chunk_id, _ in ranked]
+        else:
+            found = self.search(question, principal, k, collections)
+        hits = fit_sources(found, llm_settings.context_window, llm_settings.max_tokens)
         messages = build_messages(question, hits)
-        return AnswerStream(question, hits, self._generate(messages), llm_settings.model)
+        listener = self._on_answer
 
-    def ask(self, question: str, top_k: int | None = None) -> Answer:
-        stream = self.stream(question, top_k)
+        def done(answer: Answer) -> None:
+            if listener:
+                listener(principal, collections, answer)
+
+        if outbound and outbound.uses("generate"):
+            prompt = "\n\n".join(str(message.content) for message in messages)
+            chunk_ids = [hit.chunk_id for hit in hits]
+            text = outbound.generate(prompt, collections=scope, chunk_ids=chunk_ids)
+            model = f"cohere:{outbound.settings.chat_model}"
+            return AnswerStream(question, hits, iter([text]), model, done, left_building=True)
+        left = outbound is not None  # reranking sent the passages out
+        return AnswerStream(
+            question, hits, self._generate(messages), llm_settings.model, done, left_building=left
+        )
+
+    def ask(
+        self,
+        question: str,
+        principal: Principal,
+        top_k: int | None = None,
+        collections: list[str] | None = None,
+    ) -> Answer:
+        stream = self.stream(question, principal, top_k, collections)
         for _ in stream:
             pass
         assert stream.answer is not None

@@ -14,8 +14,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from appliance.auth.principal import Principal
 from appliance.container import Components
-from appliance.domain import Hit
+from appliance.domain import DocumentAccess, Hit
 from appliance.errors import ApplianceError
 from appliance.settings import Settings, SettingsError, load_settings
 
@@ -43,6 +44,10 @@ errors = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
 TopK = Annotated[int | None, typer.Option("--top-k", "-k", help="How many passages to retrieve.")]
+CollectionsOption = Annotated[
+    list[str] | None,
+    typer.Option("--collection", "-c", help="Search only this collection (repeatable)."),
+]
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
@@ -80,6 +85,23 @@ def _settings() -> Settings:
     # Every command runs under the egress guard, armed before it loads any library.
     arm_from_settings(settings)
     return settings
+
+
+def _local_user() -> Principal:
+    """The CLI on the host acts as a local admin: whoever can run it can read the data folder.
+    Its actions are audited under the OS user's name."""
+    import getpass
+
+    return Principal.local(getpass.getuser())
+
+
+GroupsOption = Annotated[
+    str | None,
+    typer.Option(help="Comma-separated groups that may read these documents (default: settings)."),
+]
+CollectionOption = Annotated[
+    str | None, typer.Option(help="The collection they belong to (default: settings).")
+]
 
 
 def _print_json(document: Any) -> None:
@@ -159,12 +181,24 @@ def _counts(job: Job) -> dict[str, int]:
 @friendly
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")],
+    groups: GroupsOption = None,
+    collection: CollectionOption = None,
     wait: WaitOption = True,
     as_json: JsonOption = False,
 ) -> None:
     """Index documents (md, txt, html, pdf, docx). Unchanged files are skipped."""
-    jobs = _ingest_jobs(_settings())
-    _follow(jobs, jobs.submit_paths(paths).job_id, wait, as_json)
+    from appliance.auth.keys import check_groups
+
+    settings = _settings()
+    jobs = _ingest_jobs(settings)
+    access = None
+    if groups or collection:
+        access = DocumentAccess(
+            check_groups(groups.split(",")) if groups else tuple(settings.access.default_groups),
+            collection or settings.access.default_collection,
+        )
+    job = jobs.submit_paths(paths, access, _local_user().user)
+    _follow(jobs, job.job_id, wait, as_json)
 
 
 @app.command()
@@ -185,7 +219,7 @@ def sync(
             "no folder given and no source registered (`appliance sources add`)"
         )
     for folder in targets:
-        _follow(jobs, jobs.sync(folder).job_id, wait, as_json)
+        _follow(jobs, jobs.sync(folder, _local_user().user).job_id, wait, as_json)
 
 
 @app.command()
@@ -193,7 +227,7 @@ def sync(
 def retry(wait: WaitOption = True, as_json: JsonOption = False) -> None:
     """Ingest again every document whose last attempt failed."""
     jobs = _ingest_jobs(_settings())
-    job = jobs.retry_failed()
+    job = jobs.retry_failed(_local_user().user)
     if job is None:
         console.print("no failed documents to retry")
         return
@@ -267,7 +301,9 @@ def delete(path_or_id: Annotated[str, typer.Argument(help="A document's path or 
     """Remove a document and all its chunks from the index."""
     from ingest.service import IngestService
 
-    doc_id = IngestService.for_components(Components(_settings())).delete(path_or_id)
+    service = IngestService.for_components(Components(_settings()))
+    doc_id = service.delete(path_or_id)
+    service.record("delete", _local_user().user, {"path": path_or_id, "doc_id": doc_id})
     console.print(f"deleted document {doc_id} ({path_or_id}) and its chunks")
 
 
@@ -279,11 +315,18 @@ def documents(as_json: JsonOption = False) -> None:
 
     records = Catalog.for_settings(_settings()).list()
     if as_json:
-        _print_json([record.__dict__ for record in records])
+        _print_json([record.to_dict() for record in records])
         return
-    table = Table("status", "chunks", "path", "error")
+    table = Table("status", "chunks", "groups", "collection", "path", "error")
     for record in records:
-        table.add_row(record.status, str(record.chunks), record.path, record.error or "")
+        table.add_row(
+            record.status,
+            str(record.chunks),
+            ",".join(record.groups),
+            record.collection,
+            record.path,
+            record.error or "",
+        )
     console.print(table)
 
 
@@ -319,10 +362,11 @@ def worker(
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     top_k: TopK = None,
+    collection: CollectionsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show the passages that best match QUERY, best first (no generation)."""
-    hits = Components(_settings()).answers.search(query, top_k)
+    hits = Components(_settings()).answers.search(query, _local_user(), top_k, collection)
     if as_json:
         _print_json({"query": query, "hits": [hit.to_dict() for hit in hits]})
         return
@@ -338,10 +382,11 @@ def search(
 def ask(
     question: Annotated[str, typer.Argument(help="Your question, in quotes.")],
     top_k: TopK = None,
+    collection: CollectionsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Answer QUESTION from the indexed documents, streaming, then list the numbered sources."""
-    stream = Components(_settings()).answers.stream(question, top_k)
+    stream = Components(_settings()).answers.stream(question, _local_user(), top_k, collection)
     if as_json:
         for _ in stream:
             pass
@@ -368,6 +413,67 @@ def ask(
         )
 
 
+# ---------------------------------------------------------------- API keys
+
+keys_app = typer.Typer(
+    help="API keys for the web page, the API and the OpenAI-compatible endpoint.",
+    no_args_is_help=True,
+)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+@friendly
+def keys_create(
+    user: Annotated[str, typer.Option(help="Who the key belongs to (shown in the audit log).")],
+    role: Annotated[str, typer.Option(help="reader | admin | auditor")] = "reader",
+    groups: Annotated[
+        str, typer.Option(help="Comma-separated groups whose documents the key may read.")
+    ] = "everyone",
+    as_json: JsonOption = False,
+) -> None:
+    """Create a key; its secret is printed this once and stored only as an argon2 hash."""
+    components = Components(_settings())
+    creator = _local_user().user
+    key, token = components.keys.create(user, role, [g for g in groups.split(",") if g], creator)
+    components.audit.append("key_created", creator, [], key.to_dict())
+    if as_json:
+        _print_json({**key.to_dict(), "token": token})
+        return
+    console.print(
+        f"created {key.role} key {key.key_id} for {key.user} (groups {', '.join(key.groups)})"
+    )
+    console.print("the key, shown only now:")
+    print(token)
+
+
+@keys_app.command("list")
+@friendly
+def keys_list(as_json: JsonOption = False) -> None:
+    """List keys (never their secrets)."""
+    keys = Components(_settings()).keys.list()
+    if as_json:
+        _print_json([key.to_dict() for key in keys])
+        return
+    table = Table("key id", "user", "role", "groups", "state")
+    for key in keys:
+        state = "active" if key.active else "revoked"
+        table.add_row(key.key_id, key.user, key.role, ",".join(key.groups), state)
+    console.print(table)
+
+
+@keys_app.command("revoke")
+@friendly
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (from `keys list`).")],
+) -> None:
+    """Revoke a key: every later request with it is refused."""
+    components = Components(_settings())
+    key = components.keys.revoke(key_id)
+    components.audit.append("key_revoked", _local_user().user, [], key.to_dict())
+    console.print(f"revoked key {key.key_id} of {key.user}")
+
+
 @app.command()
 @friendly
 def serve(
@@ -384,6 +490,8 @@ def serve(
         create_app(settings),
         host=host or settings.server.host,
         port=port or settings.server.port,
+        # uvloop resolves and connects in native code, out of the egress guard's sight.
+        loop="asyncio",
     )
 
 

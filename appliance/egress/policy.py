@@ -67,13 +67,15 @@ def hosts_from_settings(settings: Settings) -> dict[str, list[str]]:
     # kombu accepts several broker URLs separated by ';' (failover).
     for url in settings.broker.url.split(";"):
         add(_url_host(url), "broker.url")
-    if settings.catalog.url:
-        catalog = urlsplit(settings.catalog.url)
-        add(catalog.hostname, "catalog.url")
+    for key, url in (("catalog.url", settings.catalog.url), ("audit.url", settings.audit.url)):
+        if not url:
+            continue
+        database = urlsplit(url)
+        add(database.hostname, key)
         # SQLAlchemy's PostgreSQL dialects take further hosts as ?host=db1:5432&host=db2.
-        for value in parse_qs(catalog.query).get("host", []):
+        for value in parse_qs(database.query).get("host", []):
             for item in value.split(","):
-                add(_url_host(f"//{item}"), "catalog.url")
+                add(_url_host(f"//{item}"), key)
     if settings.vector_store.mode == "chroma_server":
         add(settings.vector_store.host, "vector_store.host")
     add(_url_host(settings.llm.base_url), "llm.base_url")

@@ -53,6 +53,7 @@ def to_hit(result: NodeWithScore) -> Hit:
         section=metadata.get("section"),
         score=round(cosine_from_llama_index_score(result.score), 4),
         text=result.node.get_content(),
+        collection=metadata.get("collection", ""),
     )
 
 
@@ -62,7 +63,9 @@ class DenseRetriever:
             store.as_llama_index(), embed_model=_EmbedderAdapter(embedder)
         )
 
-    def retrieve(self, question: str, top_k: int) -> list[Hit]:
-        retriever = self._index.as_retriever(similarity_top_k=top_k)
+    def retrieve(self, question: str, top_k: int, where: dict[str, Any] | None = None) -> list[Hit]:
+        # `where` goes into Chroma's own query, so the k results are k readable ones.
+        kwargs = {"vector_store_kwargs": {"where": where}} if where else {}
+        retriever = self._index.as_retriever(similarity_top_k=top_k, **kwargs)
         hits = [to_hit(result) for result in retriever.retrieve(question)]
         return sorted(hits, key=lambda hit: hit.score, reverse=True)

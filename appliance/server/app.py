@@ -7,8 +7,11 @@ from fastapi.responses import JSONResponse
 
 from appliance.container import Components
 from appliance.errors import ApplianceError
+from appliance.server.audit_router import audit_router
 from appliance.server.documents_router import documents_router
 from appliance.server.health_router import health_router
+from appliance.server.keys_router import keys_router
+from appliance.server.openai_router import openai_router
 from appliance.server.query_router import query_router
 from appliance.settings import Settings
 
@@ -27,9 +30,22 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
         description="Ask questions of internal documents; answers cite their sources.",
         version="0.1.0",
     )
-    app.state.components = components or Components(settings)
+    app.state.components = components = components or Components(settings)
+    # The guard is armed by the process's entry point (`appliance serve`); what it refuses while
+    # this app runs becomes an audit record naming the user whose request caused it.
+    from appliance.egress import guard
+
+    def record_refusal(destination: str, host: str, port: int) -> None:
+        components.record_egress(
+            {"refused": True, "destination": destination, "host": host, "port": port}
+        )
+
+    app.state.remove_egress_listener = guard.add_listener(record_refusal)
     app.add_exception_handler(ApplianceError, _appliance_error)
     app.include_router(query_router)
     app.include_router(health_router)
     app.include_router(documents_router)
+    app.include_router(keys_router)
+    app.include_router(openai_router)
+    app.include_router(audit_router)
     return app

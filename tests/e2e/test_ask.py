@@ -8,10 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
-from appliance.server.app import create_app
-from tests.conftest import CORPUS, ROOT
+from tests.conftest import CORPUS, ROOT, api_client
 from tests.e2e.conftest import Inference
 
 pytestmark = pytest.mark.e2e
@@ -74,7 +72,7 @@ def test_api_answers_with_citations_and_reports_health(
 ) -> None:
     data = tmp_path / "data"
     run_cli(inference, data, "ingest", str(CORPUS))
-    client = TestClient(create_app(inference.settings(data)))
+    client = api_client(inference.settings(data), role="reader")
 
     health = client.get("/healthz")
     assert health.status_code == 200, health.text

@@ -7,15 +7,16 @@ import time
 from fastapi.testclient import TestClient
 
 from appliance.container import Components
-from appliance.server.app import create_app
 from appliance.settings import Settings
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, api_client
 
 
-def wait_done(client: TestClient, job_id: str, timeout: float = 120) -> dict:
+def wait_done(
+    client: TestClient, job_id: str, timeout: float = 120, headers: dict | None = None
+) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
+        job = client.get(f"/v1/jobs/{job_id}", headers=headers).json()
         if job["status"] == "done":
             return job
         time.sleep(0.2)
@@ -25,7 +26,7 @@ def wait_done(client: TestClient, job_id: str, timeout: float = 120) -> dict:
 def test_upload_list_and_delete_through_the_api(settings: Settings, embedder) -> None:
     components = Components(settings)
     components.embedder = embedder
-    client = TestClient(create_app(settings, components))
+    client = api_client(settings, components)
     files = [
         ("files", (name, (CORPUS / name).read_bytes(), "application/octet-stream"))
         for name in ("onboarding.md", "incident-response.pdf")
@@ -52,7 +53,7 @@ def test_an_oversized_upload_is_refused_without_being_stored(tmp_path) -> None:
     from tests.conftest import settings_for
 
     settings = settings_for(tmp_path / "data", APPLIANCE__INGEST__MAX_FILE_MB="1")
-    client = TestClient(create_app(settings))
+    client = api_client(settings)
     big = ("files", ("big.txt", b"word " * (400 * 1024), "text/plain"))  # 2 MB
     response = client.post("/v1/documents", files=[big])
     assert response.status_code == 202

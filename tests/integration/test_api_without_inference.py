@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi.testclient import TestClient
-
 from appliance.container import Components
-from appliance.server.app import create_app
-from tests.conftest import CORPUS, free_port, settings_for
+from tests.conftest import CORPUS, api_client, free_port, settings_for
 
 
 def test_dead_inference_gives_503_with_a_clear_message(tmp_path: Path, embedder) -> None:
@@ -22,7 +19,7 @@ def test_dead_inference_gives_503_with_a_clear_message(tmp_path: Path, embedder)
     IngestService(
         settings, embedder, components.chunk_store, Catalog.for_settings(settings)
     ).ingest([CORPUS / "onboarding.md"])
-    client = TestClient(create_app(settings, components), raise_server_exceptions=False)
+    client = api_client(settings, components, role="reader", raise_server_exceptions=False)
 
     response = client.post("/v1/query", json={"question": "What is the build cache called?"})
     assert response.status_code == 503
@@ -38,5 +35,5 @@ def test_dead_inference_gives_503_with_a_clear_message(tmp_path: Path, embedder)
 
 
 def test_empty_question_is_rejected(settings) -> None:
-    client = TestClient(create_app(settings))
+    client = api_client(settings, role="reader")
     assert client.post("/v1/query", json={"question": ""}).status_code == 422

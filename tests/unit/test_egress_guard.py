@@ -123,6 +123,7 @@ def _production_like(tmp_path: Path) -> Settings:
         APPLIANCE__CATALOG__URL=(
             "postgresql+psycopg://app@db1.cluster.internal:5432/app?host=db2.cluster.internal:5433"
         ),
+        APPLIANCE__AUDIT__URL="postgresql+psycopg://app@audit.cluster.internal/audit",
         APPLIANCE__INGEST__MODE="celery",
         APPLIANCE__VECTOR_STORE__MODE="chroma_server",
         APPLIANCE__VECTOR_STORE__HOST="chroma.cluster.internal",
@@ -140,6 +141,7 @@ def test_hosts_named_in_the_settings_are_allowed(refusals: Refusals, tmp_path: P
     policy = EgressPolicy.from_settings(_production_like(tmp_path), resolve=_fake_dns)
     assert policy.reasons["chroma.cluster.internal"] == ("vector_store.host",)
     assert policy.reasons["db2.cluster.internal"] == ("catalog.url",)
+    assert policy.reasons["audit.cluster.internal"] == ("audit.url",)
     guard.arm(policy)
     # sys.audit raises the very events sockets raise, so the hook is tested with no network.
     for name in (

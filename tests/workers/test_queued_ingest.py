@@ -8,15 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from appliance.components.embedding import Embedder
 from appliance.container import Components
 from appliance.retrieval.dense import DenseRetriever
-from appliance.server.app import create_app
 from ingest.chunker import Chunker
 from ingest.parsers import ParseOptions, parser_for
-from tests.conftest import CORPUS, free_port, settings_for
+from tests.conftest import CORPUS, api_client, free_port, settings_for
 from tests.workers.bad_inputs import write_bad_inputs
 from tests.workers.conftest import QueuedAppliance
 
@@ -58,7 +56,7 @@ def test_every_bad_input_fails_alone_and_the_worker_lives_on(
 
     # Upload-only bad inputs, through the API: unsafe names, and one file twice. The body is
     # built by hand because HTTP clients percent-encode a NUL in a file name; attackers do not.
-    client = TestClient(create_app(queued.settings))
+    client = api_client(queued.settings)
     good_bytes = (CORPUS / "onboarding.md").read_bytes()
     parts = [
         (b"../../etc/cron.d/evil.md", b"# evil"),
@@ -199,7 +197,7 @@ def test_a_dead_redis_is_a_clear_503(tmp_path: Path, chroma_server) -> None:
         APPLIANCE_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0",
         APPLIANCE__BROKER__CONNECT_TIMEOUT_S="1",
     )
-    client = TestClient(create_app(settings), raise_server_exceptions=False)
+    client = api_client(settings, raise_server_exceptions=False)
     response = client.post("/v1/documents", files=[("files", ("a.md", b"# a", "text/markdown"))])
     assert response.status_code == 503
     assert response.json()["error"] == "QueueUnavailable"

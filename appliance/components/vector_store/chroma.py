@@ -43,6 +43,7 @@ def chunk_metadata(chunk: Chunk) -> dict[str, Any]:
         "chunk_index": chunk.n,
         "path": chunk.path,
         "file_type": chunk.file_type,
+        "collection": chunk.collection,
     }
     # Chroma metadata cannot hold None: an absent page or section is an absent key.
     if chunk.page is not None:
@@ -55,7 +56,10 @@ def chunk_metadata(chunk: Chunk) -> dict[str, Any]:
     node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=chunk.doc_id)
     node.excluded_embed_metadata_keys = list(metadata)
     node.excluded_llm_metadata_keys = list(metadata)
-    return node_to_metadata_dict(node, remove_text=True, flat_metadata=True)
+    flat = node_to_metadata_dict(node, remove_text=True, flat_metadata=True)
+    # Chroma filters a list with $contains, so the groups go in after llama-index's flat check.
+    flat["groups"] = list(chunk.groups)
+    return flat
 
 
 class ChromaChunkStore:
@@ -88,6 +92,23 @@ class ChromaChunkStore:
 
     def chunk_ids(self, doc_id: str) -> list[str]:
         return self._collection.get(where={"doc_id": doc_id}, include=[])["ids"]
+
+    def document_chunks(self, doc_id: str) -> list[dict[str, Any]]:
+        """A document's indexed passages in order, for showing a citation in its context."""
+        found = self._collection.get(where={"doc_id": doc_id}, include=["documents", "metadatas"])
+        chunks = [
+            {
+                "chunk_id": chunk_id,
+                "n": metadata.get("chunk_index"),
+                "page": metadata.get("page"),
+                "section": metadata.get("section"),
+                "text": text,
+            }
+            for chunk_id, text, metadata in zip(
+                found["ids"], found["documents"] or [], found["metadatas"] or [], strict=True
+            )
+        ]
+        return sorted(chunks, key=lambda chunk: chunk["n"] or 0)
 
     def delete_document(self, doc_id: str) -> None:
         self._collection.delete(where={"doc_id": doc_id})

@@ -1,0 +1,36 @@
+"""The audit record of one answered question: enough to replay what was retrieved and said."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from appliance.domain import Answer
+
+
+def query_payload(
+    answer: Answer,
+    collections: list[str] | None,
+    model_digest: str,
+) -> dict[str, Any]:
+    return {
+        "question": answer.question,
+        "collections": collections,
+        "retrieved": [
+            {
+                "number": citation.number,
+                "chunk_id": citation.hit.chunk_id,
+                "doc_id": citation.hit.doc_id,
+                "version": citation.hit.version,
+                "score": citation.hit.score,
+            }
+            for citation in answer.citations
+        ],
+        "model": answer.model,
+        "model_manifest_sha256": model_digest,
+        "prompt_version": answer.prompt_version,
+        "answer": answer.text,
+        "citations": [citation.number for citation in answer.citations if citation.cited],
+        "seconds_to_first_token": answer.seconds_to_first_token,
+        "seconds_total": round(answer.seconds_total, 4),
+        "left_building": answer.left_building,
+    }
