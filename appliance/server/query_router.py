@@ -42,6 +42,8 @@ class QueryResponse(BaseModel):
     prompt_version: str
     seconds_to_first_token: float | None
     seconds_total: float
+    # True when the Cohere connector saw this question's passages (collection-scoped only).
+    left_building: bool
 
 
 class SearchRequest(BaseModel):
