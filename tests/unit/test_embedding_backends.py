@@ -1,0 +1,59 @@
+"""The OpenVINO backend gives the torch embedder's vectors, offline, at either precision."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+
+from appliance.components.embedding import Embedder, build_embedder
+from appliance.settings.settings import EmbeddingSettings
+from tests.unit.test_embedding_precision import SENTENCES
+
+
+@pytest.fixture(scope="module", params=["fp32", "bf16"])
+def openvino_embedder(request: pytest.FixtureRequest) -> Embedder:
+    return build_embedder(EmbeddingSettings(backend="openvino", precision=request.param))
+
+
+def test_openvino_embeddings_match_torch_fp32(
+    embedder: Embedder, openvino_embedder: Embedder
+) -> None:
+    torch_fp32 = np.array(embedder.embed_documents(SENTENCES))
+    vectors = np.array(openvino_embedder.embed_documents(SENTENCES))
+    assert vectors.shape == torch_fp32.shape
+    assert (vectors * torch_fp32).sum(axis=1).min() >= 0.999
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert all(isinstance(value, float) for vector in vectors.tolist() for value in vector)
+
+
+def test_openvino_counts_word_pieces_as_torch_does(
+    embedder: Embedder, openvino_embedder: Embedder
+) -> None:
+    for sentence in SENTENCES:
+        assert openvino_embedder.count_tokens(sentence) == embedder.count_tokens(sentence)
+
+
+def test_openvino_query_ranks_the_matching_sentence_first(openvino_embedder: Embedder) -> None:
+    query = np.array(openvino_embedder.embed_query("How do I find which commit broke the build?"))
+    scores = np.array(openvino_embedder.embed_documents(SENTENCES)) @ query
+    assert SENTENCES[int(scores.argmax())].startswith("Use git bisect")
+
+
+def test_openvino_loads_and_embeds_with_no_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    attempts: list[object] = []
+
+    def refuse(self: socket.socket, address: object) -> None:
+        attempts.append(address)
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    embedder = build_embedder(EmbeddingSettings(backend="openvino", precision="bf16"))
+    assert len(embedder.embed_query("offline")) == embedder.dimension
+    assert attempts == []
+
+
+def test_openvino_refuses_a_device_other_than_cpu() -> None:
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        build_embedder(EmbeddingSettings(backend="openvino", device="cuda"))
