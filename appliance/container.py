@@ -15,7 +15,7 @@ from appliance.components.llm import build_llm
 from appliance.components.vector_store import build_chunk_store
 from appliance.components.vector_store.chroma import ChromaChunkStore
 from appliance.domain import Answer
-from appliance.retrieval.dense import DenseRetriever
+from appliance.retrieval import build_retriever
 from appliance.settings import Settings
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class Components:
 
     @cached_property
     def answers(self) -> AnswerService:
-        retriever = DenseRetriever(self.chunk_store, self.embedder)
+        retriever = build_retriever(self.settings.retrieval, self.chunk_store, self.embedder)
         return AnswerService(self.settings, retriever, self.llm, self._record_answer, self.cohere)
 
     @cached_property

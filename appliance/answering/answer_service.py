@@ -11,11 +11,10 @@ import openai
 from llama_index.core.llms import LLM
 
 from appliance.answering.prompt import PROMPT_VERSION, build_messages, cited_numbers, fit_sources
-from appliance.auth.access import search_filter
 from appliance.auth.principal import Principal, acting
 from appliance.domain import Answer, Citation, Hit
 from appliance.errors import InferenceUnavailable
-from appliance.retrieval.dense import DenseRetriever
+from appliance.retrieval import Retriever
 from appliance.settings import Settings
 
 if TYPE_CHECKING:
@@ -80,7 +79,7 @@ class AnswerService:
     def __init__(
         self,
         settings: Settings,
-        retriever: DenseRetriever,
+        retriever: Retriever,
         llm: LLM,
         on_answer: AnswerListener | None = None,
         connector: CohereConnector | None = None,
@@ -99,8 +98,8 @@ class AnswerService:
         collections: list[str] | None = None,
     ) -> list[Hit]:
         """The chunks nearest the query among those `principal` may read (in `collections`)."""
-        where = search_filter(principal, collections)
-        return self._retriever.retrieve(query, top_k or self._settings.retrieval.top_k, where)
+        k = top_k or self._settings.retrieval.top_k
+        return self._retriever.retrieve(query, k, principal, collections)
 
     def stream(
         self,

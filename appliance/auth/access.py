@@ -39,3 +39,10 @@ def search_filter(principal: Principal, collections: list[str] | None = None) ->
     if not clauses:
         return {}
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def readable(principal: Principal, collections: list[str] | None, metadata: dict[str, Any]) -> bool:
+    """The same test as `search_filter`, for a chunk's metadata (the lexical index's mask)."""
+    if collections and metadata.get("collection") not in collections:
+        return False
+    return principal.may_read(metadata.get("groups") or ())

@@ -1,1 +1,46 @@
-"""Retrieval: the chunks that best match a question."""
+"""Retrievers, chosen by `retrieval.mode`: dense (Chroma), bm25, or hybrid (both, fused)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from appliance.auth.principal import Principal
+from appliance.components.embedding import Embedder
+from appliance.components.vector_store.chroma import ChromaChunkStore
+from appliance.domain import Hit
+from appliance.settings.settings import RetrievalSettings
+
+
+class Retriever(Protocol):
+    def retrieve(
+        self, question: str, top_k: int, principal: Principal, collections: list[str] | None = None
+    ) -> list[Hit]: ...
+
+
+def build_retriever(
+    settings: RetrievalSettings, store: ChromaChunkStore, embedder: Embedder
+) -> Retriever:
+    from appliance.retrieval.dense import DenseRetriever
+
+    match settings.mode:
+        case "dense":
+            return DenseRetriever(store, embedder)
+        case "bm25":
+            from appliance.retrieval.hybrid import BM25Retriever
+            from appliance.retrieval.lexical import LexicalIndex
+
+            return BM25Retriever(LexicalIndex(store), store, embedder)
+        case "hybrid":
+            from appliance.retrieval.hybrid import HybridRetriever
+            from appliance.retrieval.lexical import LexicalIndex
+
+            return HybridRetriever(
+                DenseRetriever(store, embedder),
+                LexicalIndex(store),
+                store,
+                embedder,
+                settings.candidates,
+                settings.rrf_k,
+            )
+        case other:
+            raise ValueError(f"unknown retrieval mode {other!r}")

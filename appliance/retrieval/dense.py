@@ -10,6 +10,8 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.schema import NodeWithScore
 from pydantic import PrivateAttr
 
+from appliance.auth.access import search_filter
+from appliance.auth.principal import Principal
 from appliance.components.embedding import Embedder
 from appliance.components.vector_store.chroma import ChromaChunkStore
 from appliance.domain import Hit
@@ -63,8 +65,15 @@ class DenseRetriever:
             store.as_llama_index(), embed_model=_EmbedderAdapter(embedder)
         )
 
-    def retrieve(self, question: str, top_k: int, where: dict[str, Any] | None = None) -> list[Hit]:
-        # `where` goes into Chroma's own query, so the k results are k readable ones.
+    def retrieve(
+        self,
+        question: str,
+        top_k: int,
+        principal: Principal,
+        collections: list[str] | None = None,
+    ) -> list[Hit]:
+        # The filter goes into Chroma's own query, so the k results are k readable ones.
+        where = search_filter(principal, collections)
         kwargs = {"vector_store_kwargs": {"where": where}} if where else {}
         retriever = self._index.as_retriever(similarity_top_k=top_k, **kwargs)
         hits = [to_hit(result) for result in retriever.retrieve(question)]

@@ -94,6 +94,11 @@ class WorkerSettings(_Section):
 
 class RetrievalSettings(_Section):
     top_k: int = 4
+    # dense (Chroma), bm25 (lexical) or hybrid (both, fused by reciprocal rank).
+    mode: Literal["dense", "bm25", "hybrid"] = "hybrid"
+    # How many candidates each retriever hands to the fusion.
+    candidates: int = Field(default=20, ge=1, le=200)
+    rrf_k: int = Field(default=60, ge=1)
 
 
 class LLMSettings(_Section):

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from appliance.auth.principal import Principal
 from appliance.container import Components
 from appliance.egress import arm_from_settings, guard
 from appliance.egress.policy import is_local, parse_ip
@@ -71,7 +72,7 @@ def test_ingest_and_retrieval_stay_on_this_machine(
     report = IngestService.for_components(components).ingest([corpus])
     assert report.count("indexed") == 5 and report.count("failed") == 0
     hits = DenseRetriever(components.chunk_store, components.embedder).retrieve(
-        "Which telephone extension is the incident bridge on?", 4
+        "Which telephone extension is the incident bridge on?", 4, Principal.local("test")
     )
     assert Path(hits[0].path).name == "incident-response.pdf"
     assert [host for _, host in attempts if not _on_this_machine(host)] == []
@@ -86,13 +87,17 @@ from appliance.settings import load_settings
 from appliance.egress import arm_from_settings
 settings = load_settings()
 arm_from_settings(settings)
+from appliance.auth.principal import Principal
 from appliance.container import Components
+from appliance.auth.principal import Principal
 from appliance.retrieval.dense import DenseRetriever
 from ingest.service import IngestService
 components = Components(settings)
 report = IngestService.for_components(components).ingest([Path(sys.argv[1])])
 assert report.count("indexed") == 5, report
-DenseRetriever(components.chunk_store, components.embedder).retrieve("incident bridge", 4)
+DenseRetriever(components.chunk_store, components.embedder).retrieve(
+    "incident bridge", 4, Principal.local("probe")
+)
 """
 _INET_CONNECT = re.compile(
     r"(?:connect|sendto)\(\d+, \{sa_family=AF_INET6?, (?:sin6?_port=htons\((?P<port>\d+)\), )?"

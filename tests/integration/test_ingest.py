@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.auth.principal import Principal
 from appliance.components.embedding import Embedder
 from appliance.components.vector_store import build_chunk_store
 from appliance.errors import DocumentNotFound
@@ -42,7 +43,7 @@ def test_corpus_ingests_and_the_right_file_ranks_first(
     ids = all_ids(settings)
     assert len(ids) == report.chunks_written
     hits = DenseRetriever(build_chunk_store(settings), embedder).retrieve(
-        "Which telephone extension is the incident bridge on?", top_k=3
+        "Which telephone extension is the incident bridge on?", 3, Principal.local("test")
     )
     assert Path(hits[0].path).name == "incident-response.pdf"
     assert hits[0].page == 2

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.auth.principal import Principal
 from appliance.components.embedding import Embedder
 from appliance.container import Components
 from appliance.retrieval.dense import DenseRetriever
@@ -50,7 +51,7 @@ def test_every_bad_input_fails_alone_and_the_worker_lives_on(
     assert worker.poll() is None, "the worker survived every bad document"
 
     hits = DenseRetriever(Components(queued.settings).chunk_store, embedder).retrieve(
-        "When is the espresso machine descaled?", top_k=1
+        "When is the espresso machine descaled?", 1, Principal.local("test")
     )
     assert "Café" in hits[0].text
 

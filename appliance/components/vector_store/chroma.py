@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,33 @@ class ChromaChunkStore:
         self._collection = client.get_or_create_collection(
             collection, metadata={"hnsw:space": "cosine"}
         )
+        # One record whose token changes with every write, so a node's lexical index can tell it
+        # is stale (Chroma will not modify a collection's own metadata once its space is set).
+        self._state = client.get_or_create_collection(f"{collection}-state")
+
+    def _changed(self) -> None:
+        self._state.upsert(
+            ids=["generation"], embeddings=[[0.0]], metadatas=[{"token": uuid.uuid4().hex}]
+        )
+
+    def generation(self) -> str:
+        found = self._state.get(ids=["generation"], include=["metadatas"])
+        metadatas = found["metadatas"] or []
+        return str(metadatas[0]["token"]) if metadatas else ""
+
+    def all_chunks(self) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+        """Every chunk's id, text and metadata: what the lexical index is built from."""
+        found = self._collection.get(include=["documents", "metadatas"])
+        return found["ids"], list(found["documents"] or []), list(found["metadatas"] or [])
+
+    def embeddings(self, chunk_ids: Sequence[str]) -> dict[str, list[float]]:
+        if not chunk_ids:
+            return {}
+        found = self._collection.get(ids=list(chunk_ids), include=["embeddings"])
+        vectors = found["embeddings"] if found["embeddings"] is not None else []
+        return {
+            chunk_id: list(vector) for chunk_id, vector in zip(found["ids"], vectors, strict=True)
+        }
 
     @property
     def collection(self) -> chromadb.Collection:
@@ -89,6 +117,7 @@ class ChromaChunkStore:
                 documents=[chunk.text for chunk in batch],
                 metadatas=[chunk_metadata(chunk) for chunk in batch],
             )
+        self._changed()
 
     def chunk_ids(self, doc_id: str) -> list[str]:
         return self._collection.get(where={"doc_id": doc_id}, include=[])["ids"]
@@ -112,11 +141,13 @@ class ChromaChunkStore:
 
     def delete_document(self, doc_id: str) -> None:
         self._collection.delete(where={"doc_id": doc_id})
+        self._changed()
 
     def delete_other_versions(self, doc_id: str, keep_version: str) -> None:
         self._collection.delete(
             where={"$and": [{"doc_id": doc_id}, {"version": {"$ne": keep_version}}]}
         )
+        self._changed()
 
     def heartbeat(self) -> None:
         self._client.heartbeat()

@@ -1,0 +1,97 @@
+"""BM25 over every chunk's text (bm25s), rebuilt when the chunk store's generation changes.
+
+The chunk store is the one source of truth: any node (API, worker, another API node) that
+writes chunks changes its generation token, and every node's lexical index rebuilds from the
+store on its next search. The access filter is a mask inside BM25's top-k, as in Chroma.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import bm25s
+import numpy as np
+import Stemmer
+
+from appliance.auth.access import readable
+from appliance.auth.principal import Principal
+from appliance.components.vector_store.chroma import ChromaChunkStore
+from appliance.domain import Hit
+
+_STEMMER = Stemmer.Stemmer("english")
+
+
+def _tokens(texts: list[str]) -> Any:
+    return bm25s.tokenize(texts, stopwords="en", stemmer=_STEMMER, show_progress=False)
+
+
+@dataclass(frozen=True)
+class _Built:
+    generation: str
+    ids: list[str]
+    texts: list[str]
+    metadatas: list[dict[str, Any]]
+    index: bm25s.BM25 | None
+
+
+class LexicalIndex:
+    def __init__(self, store: ChromaChunkStore) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._built: _Built | None = None
+
+    def _current(self) -> _Built:
+        generation = self._store.generation()
+        with self._lock:
+            if self._built is None or self._built.generation != generation:
+                self._built = self._build(generation)
+            return self._built
+
+    def _build(self, generation: str) -> _Built:
+        ids, texts, metadatas = self._store.all_chunks()
+        index = None
+        if ids:
+            index = bm25s.BM25()
+            index.index(_tokens(texts), show_progress=False)
+        return _Built(generation, ids, texts, metadatas, index)
+
+    def search(
+        self, question: str, top_k: int, principal: Principal, collections: list[str] | None
+    ) -> list[tuple[Hit, float]]:
+        """The best `top_k` readable chunks by BM25, with their BM25 scores, best first."""
+        built = self._current()
+        if built.index is None:
+            return []
+        mask = np.array(
+            [readable(principal, collections, metadata) for metadata in built.metadatas],
+            dtype=np.float32,
+        )
+        if not mask.any():
+            return []
+        query = _tokens([question])
+        if not query.vocab or not any(query.ids):
+            return []
+        k = min(top_k, int(mask.sum()))
+        rows, scores = built.index.retrieve(
+            query, k=k, weight_mask=mask, show_progress=False, n_threads=1
+        )
+        found: list[tuple[Hit, float]] = []
+        for position, score in zip(rows[0], scores[0], strict=True):
+            if score <= 0 or not mask[position]:
+                continue  # no query word in it: not a lexical match
+            metadata = built.metadatas[position]
+            hit = Hit(
+                chunk_id=built.ids[position],
+                doc_id=metadata.get("doc_id", ""),
+                version=metadata.get("version", ""),
+                path=metadata.get("path", ""),
+                page=metadata.get("page"),
+                section=metadata.get("section"),
+                score=0.0,
+                text=built.texts[position],
+                collection=metadata.get("collection", ""),
+            )
+            found.append((hit, float(score)))
+        return found
