@@ -14,6 +14,7 @@ from appliance.server.keys_router import keys_router
 from appliance.server.openai_router import openai_router
 from appliance.server.query_router import query_router
 from appliance.settings import Settings
+from appliance.web import install_web
 
 
 async def _appliance_error(request: Request, error: Exception) -> JSONResponse:
@@ -48,4 +49,5 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
     app.include_router(keys_router)
     app.include_router(openai_router)
     app.include_router(audit_router)
+    install_web(app)
     return app
