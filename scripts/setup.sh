@@ -15,6 +15,8 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 # The tests run a PostgreSQL of their own (the shared catalog of several worker machines).
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v "$PYTHON" >/dev/null || missing+=(python3 python3-venv python3-dev)
+# The web page's browser test drives this chromium through Playwright (no browser download).
+command -v chromium >/dev/null || missing+=(chromium)
 if ((${#missing[@]})); then
     log "installing system packages: ${missing[*]}"
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
