@@ -413,6 +413,94 @@ def ask(
         )
 
 
+@app.command("eval")
+@friendly
+def evaluate(
+    gold_file: Annotated[
+        Path,
+        typer.Argument(
+            help='JSON lines: {"question", "expected_source", optional "expected_answer"}.'
+        ),
+    ],
+    retrieval_only: Annotated[
+        bool, typer.Option("--retrieval-only", help="Measure retrieval alone (no LLM).")
+    ] = False,
+    compare: Annotated[
+        str | None,
+        typer.Option(help="Retrieval modes side by side, e.g. dense,bm25,hybrid."),
+    ] = None,
+    minimum: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--min",
+            help="METRIC=VALUE (repeatable): exit 1 when the first mode's metric is below it.",
+        ),
+    ] = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Passages ranked.")] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """Score retrieval (hit@1, hit@5, MRR, nDCG@10) and answers against a gold set."""
+    from appliance.evaluation.gold import load_gold
+    from appliance.evaluation.runner import METRICS, MODES, gate, parse_threshold, runs_for_modes
+
+    try:
+        thresholds = [parse_threshold(text) for text in minimum or []]
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--min") from None
+    settings = _settings()
+    modes = [mode.strip() for mode in compare.split(",")] if compare else []
+    modes = [mode for mode in modes if mode] or [settings.retrieval.mode]
+    unknown = [mode for mode in modes if mode not in MODES]
+    if unknown:
+        raise typer.BadParameter(
+            f"{', '.join(unknown)}: the modes are {', '.join(MODES)}", param_hint="--compare"
+        )
+    gold = load_gold(gold_file)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=errors, disable=as_json) as progress:
+        task = progress.add_task(f"{len(gold)} questions", total=len(gold) * len(modes))
+        runs = list(
+            runs_for_modes(
+                settings,
+                gold,
+                modes,
+                _local_user(),
+                not retrieval_only,
+                top_k,
+                lambda: progress.advance(task),
+            )
+        )
+    failures = gate(runs[0].metrics(), thresholds)
+    if as_json:
+        _print_json(
+            {
+                "gold": str(gold_file),
+                "questions": len(gold),
+                "runs": [run.to_dict() for run in runs],
+                "gate": {"passed": not failures, "failures": failures},
+            }
+        )
+    else:
+        table = Table("metric", *(run.mode for run in runs))
+        measured = [run.metrics() for run in runs]
+        for name in METRICS:
+            cells = [measured_run[name] for measured_run in measured]
+            shown = [
+                "-" if value is None else f"{value:.{0 if 'ms' in name else 3}f}" for value in cells
+            ]
+            table.add_row(name, *shown)
+        console.print(table)
+        answered = "retrieval only" if retrieval_only else f"answers from {settings.llm.model}"
+        console.print(
+            f"{len(gold)} questions from {gold_file}, top {top_k} passages, {answered}, "
+            f"data in {settings.data_dir}"
+        )
+        for failure in failures:
+            errors.print(f"[bold red]below the minimum:[/] {runs[0].mode}: {failure}")
+    if failures:
+        raise typer.Exit(1)
+
+
 # ---------------------------------------------------------------- API keys
 
 keys_app = typer.Typer(
