@@ -267,7 +267,7 @@ async function loadAdmin() {
 
 function summary(record) {
   const p = record.payload;
-  if (record.kind === "feedback") return `${p.rating === "up" ? "👍" : "👎"} ${p.question}`;
+  if (record.kind === "feedback") return `thumbs ${p.rating}: ${p.question}`;
   if (p.question) return p.question;
   if (p.path) return p.path;
   return JSON.stringify(p).slice(0, 160);
