@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from appliance.domain import Answer, Hit
 from appliance.evaluation.gold import GoldQuestion, GoldSetInvalid, load_gold
 from appliance.evaluation.metrics import hit_at, ndcg_at, percentile, reciprocal_rank
-from appliance.evaluation.runner import EvalRun, QuestionResult, gate, parse_threshold
+from appliance.evaluation.runner import EvalRun, QuestionResult, gate, parse_threshold, run_gold
 
 F, T = False, True
 
@@ -106,3 +107,39 @@ def test_gold_lines_load_and_a_bad_line_is_named(tmp_path: Path) -> None:
             load_gold(gold)
     with pytest.raises(GoldSetInvalid, match="no gold file"):
         load_gold(tmp_path / "missing.jsonl")
+
+
+def _hit(path: str) -> Hit:
+    return Hit(path, "doc", "v1", path, None, None, 0.5, "text")
+
+
+class _Abstaining(Answer):
+    abstained: bool = True
+
+
+def test_run_gold_checks_answers_case_blind_and_reads_abstention_only_when_flagged() -> None:
+    gold = [
+        GoldQuestion("Where?", "docs/a.txt", "The Kestrel  Server"),
+        GoldQuestion("What?", "b.txt", "nowhere"),
+        GoldQuestion("Who?", "c.txt"),
+    ]
+    rankings = {"Where?": ["x/b.txt", "docs/a.txt"], "What?": ["b.txt"], "Who?": ["a.txt"]}
+
+    def search(question: str, k: int) -> list[Hit]:
+        return [_hit(path) for path in rankings[question][:k]]
+
+    def ask(question: str) -> Answer:
+        return Answer(question, "It is the kestrel\nserver [1].")
+
+    run = run_gold(gold, "dense", search, ask)
+    assert [result.relevance for result in run.results] == [[F, T], [T], [F]]
+    assert [result.answer_contains for result in run.results] == [True, False, None]
+    measured = run.metrics()
+    assert measured["mrr"] == pytest.approx((0.5 + 1 + 0) / 3)
+    assert measured["answer_contains"] == 0.5
+    assert measured["abstention"] is None
+    assert measured["answer_p95_ms"] is not None
+
+    flagged = run_gold(gold, "dense", search, lambda question: _Abstaining(question, "-"))
+    assert flagged.metrics()["abstention"] == 1.0
+    assert run_gold(gold, "dense", search).metrics()["answer_p50_ms"] is None
