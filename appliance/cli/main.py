@@ -484,11 +484,9 @@ def evaluate(
         table = Table("metric", *(run.mode for run in runs))
         measured = [run.metrics() for run in runs]
         for name in METRICS:
-            cells = [measured_run[name] for measured_run in measured]
-            shown = [
-                "-" if value is None else f"{value:.{0 if 'ms' in name else 3}f}" for value in cells
-            ]
-            table.add_row(name, *shown)
+            digits = 0 if name.endswith("_ms") else 3
+            values = [scores[name] for scores in measured]
+            table.add_row(name, *("-" if v is None else f"{v:.{digits}f}" for v in values))
         console.print(table)
         answered = "retrieval only" if retrieval_only else f"answers from {settings.llm.model}"
         console.print(
