@@ -61,14 +61,26 @@ class Hit:
 
 @dataclass(frozen=True)
 class Citation:
-    """A numbered source given to the model; `cited` says whether the answer refers to it."""
+    """A numbered source given to the model; `cited` says whether the answer refers to it.
+
+    `supported` is the citation check's verdict on a cited source (None when not cited or not
+    checked): whether the sentences citing it share enough words with it (`overlap`).
+    """
 
     number: int
     hit: Hit
     cited: bool
+    supported: bool | None = None
+    overlap: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"number": self.number, "cited": self.cited, **self.hit.to_dict()}
+        return {
+            "number": self.number,
+            "cited": self.cited,
+            "supported": self.supported,
+            "overlap": self.overlap,
+            **self.hit.to_dict(),
+        }
 
 
 @dataclass
@@ -82,6 +94,10 @@ class Answer:
     seconds_total: float = 0.0
     # Whether any of this question's data was sent out of the building (the Cohere connector).
     left_building: bool = False
+    # The best passage scored below answering.abstain_below: the model was not asked.
+    abstained: bool = False
+    # Set when the answer is not the model's: it was down or too slow, and the passages stand in.
+    notice: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,4 +109,6 @@ class Answer:
             "seconds_to_first_token": self.seconds_to_first_token,
             "seconds_total": self.seconds_total,
             "left_building": self.left_building,
+            "abstained": self.abstained,
+            "notice": self.notice,
         }

@@ -82,3 +82,9 @@ class ConnectorUnavailable(ApplianceError):
     """An enabled outbound connector (Cohere) failed or did not answer in time."""
 
     status_code = 503
+
+
+class InferenceTooSlow(InferenceUnavailable):
+    """The inference service did not start answering within answering.first_token_budget_s."""
+
+    status_code = 504

@@ -19,7 +19,7 @@ SYSTEM = (
 # Rough characters per token for budgeting; generous so the prompt never overflows the model.
 _CHARS_PER_TOKEN = 3.5
 _RESERVED_TOKENS = 160  # instructions, question and chat-template overhead
-_CITATION = re.compile(r"\[(\d+)\]")
+CITATION = re.compile(r"\[(\d+)\]")
 
 
 def source_label(hit: Hit) -> str:
@@ -56,4 +56,4 @@ def build_messages(question: str, hits: list[Hit]) -> list[ChatMessage]:
 
 
 def cited_numbers(answer: str) -> set[int]:
-    return {int(number) for number in _CITATION.findall(answer)}
+    return {int(number) for number in CITATION.findall(answer)}

@@ -30,6 +30,12 @@ def query_payload(
         "prompt_version": answer.prompt_version,
         "answer": answer.text,
         "citations": [citation.number for citation in answer.citations if citation.cited],
+        # Cited sources whose sentences share too few words with them (answering.citation_check).
+        "unsupported_citations": [
+            citation.number for citation in answer.citations if citation.supported is False
+        ],
+        "abstained": answer.abstained,
+        "notice": answer.notice,
         "seconds_to_first_token": answer.seconds_to_first_token,
         "seconds_total": round(answer.seconds_total, 4),
         "left_building": answer.left_building,

@@ -400,10 +400,11 @@ def ask(
     if as_json:
         _print_json(answer.to_dict())
         return
-    console.print("\n[bold]Sources[/] (* = cited in the answer)")
+    title = "Nearest passages" if answer.abstained else "Sources"
+    console.print(f"\n[bold]{title}[/] (* = cited in the answer, ! = cited but unsupported)")
     for citation in answer.citations:
         hit = citation.hit
-        mark = "*" if citation.cited else " "
+        mark = "!" if citation.supported is False else "*" if citation.cited else " "
         where = f", {_where(hit)}" if _where(hit) else ""
         console.print(f" {mark}[{citation.number}] {hit.path}{where}  (score {hit.score:.3f})")
     if answer.seconds_to_first_token is not None:

@@ -114,9 +114,7 @@ def run_gold(
             result.answer = answer.text
             if item.expected_answer:
                 result.answer_contains = _normal(item.expected_answer) in _normal(answer.text)
-            # Only once the Answer record carries the flag; until then abstention reads "-".
-            flag = getattr(answer, "abstained", None)
-            result.abstained = flag if isinstance(flag, bool) else None
+            result.abstained = answer.abstained
         run.results.append(result)
         if on_question:
             on_question()

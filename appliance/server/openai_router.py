@@ -89,6 +89,8 @@ def chat_completions(
             ],
             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
             "sources": answer["citations"],
+            "abstained": answer["abstained"],
+            "notice": answer["notice"],
         }
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
@@ -112,7 +114,14 @@ def chat_completions(
             yield f"data: {json.dumps({'error': {'message': error.message}})}\n\n"
             return
         assert stream.answer is not None
-        yield chunk({}, "stop", sources=stream.answer.to_dict()["citations"])
+        answer = stream.answer.to_dict()
+        yield chunk(
+            {},
+            "stop",
+            sources=answer["citations"],
+            abstained=answer["abstained"],
+            notice=answer["notice"],
+        )
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream")

@@ -1,13 +1,18 @@
-"""POST /v1/query: a question in, an answer with numbered citations out."""
+"""POST /v1/query: a question in, an answer with numbered citations out (JSON or SSE)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from appliance.answering.answer_service import AnswerStream
 from appliance.container import Components
+from appliance.errors import ApplianceError
 from appliance.server.auth import Reader
 
 query_router = APIRouter(tags=["query"])
@@ -18,11 +23,17 @@ class QueryRequest(BaseModel):
     top_k: int | None = Field(default=None, ge=1, le=50)
     # Search only these collections (default: every collection the key's groups may read).
     collections: list[str] | None = Field(default=None, max_length=20)
+    # True: server-sent events `sources`, then `delta` (text) as it is generated, then `done`
+    # (the whole QueryResponse, citations checked), or `error`.
+    stream: bool = False
 
 
 class CitationBody(BaseModel):
     number: int
     cited: bool
+    # Whether the sentences citing this source share enough words with it (null: not cited).
+    supported: bool | None
+    overlap: float | None
     chunk_id: str
     doc_id: str
     version: str
@@ -44,6 +55,10 @@ class QueryResponse(BaseModel):
     seconds_total: float
     # True when the Cohere connector saw this question's passages (collection-scoped only).
     left_building: bool
+    # True when no passage was close enough to answer from: the sources are the nearest ones.
+    abstained: bool
+    # Why the answer is only the passages (the model was down or too slow); null otherwise.
+    notice: str | None
 
 
 class SearchRequest(BaseModel):
@@ -64,12 +79,58 @@ def search(body: SearchRequest, request: Request, principal: Reader) -> dict[str
     hits = components.answers.search(body.query, principal, body.top_k, body.collections)
     return {
         "query": body.query,
-        "hits": [{"number": n, "cited": False, **hit.to_dict()} for n, hit in enumerate(hits, 1)],
+        "hits": [
+            {"number": n, "cited": False, "supported": None, "overlap": None, **hit.to_dict()}
+            for n, hit in enumerate(hits, 1)
+        ],
     }
 
 
-@query_router.post("/v1/query", response_model=QueryResponse)
-def query(body: QueryRequest, request: Request, principal: Reader) -> dict[str, Any]:
+_STREAMED = {
+    200: {
+        "description": "The answer as JSON, or with `stream: true` as server-sent events",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@query_router.post("/v1/query", response_model=QueryResponse, responses=_STREAMED)
+def query(body: QueryRequest, request: Request, principal: Reader) -> Any:
     components: Components = request.app.state.components
-    answer = components.answers.ask(body.question, principal, body.top_k, body.collections)
-    return answer.to_dict()
+    stream = components.answers.stream(body.question, principal, body.top_k, body.collections)
+    if body.stream:
+        return StreamingResponse(
+            _events(stream),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    for _ in stream:
+        pass
+    assert stream.answer is not None
+    return stream.answer.to_dict()
+
+
+def _event(name: str, data: dict[str, Any]) -> str:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
+
+
+def _events(stream: AnswerStream) -> Iterator[str]:
+    # The passages first, so a page can show them while the model is still thinking.
+    yield _event(
+        "sources",
+        {
+            "citations": [
+                {"number": n, "cited": False, "supported": None, "overlap": None, **hit.to_dict()}
+                for n, hit in enumerate(stream.hits, 1)
+            ]
+        },
+    )
+    try:
+        for delta in stream:
+            yield _event("delta", {"text": delta})
+    except ApplianceError as error:
+        # The headers went out with 200 already: the error is the stream's last event.
+        yield _event("error", {"error": type(error).__name__, "message": error.message})
+        return
+    assert stream.answer is not None
+    yield _event("done", stream.answer.to_dict())

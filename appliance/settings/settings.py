@@ -101,6 +101,25 @@ class RetrievalSettings(_Section):
     rrf_k: int = Field(default=60, ge=1)
 
 
+class AnsweringSettings(_Section):
+    """What the appliance does around the model: abstain, check citations, degrade gracefully."""
+
+    # Below this cosine between the question and its best passage, the appliance says the
+    # documents do not answer the question (and lists the nearest passages) without asking the
+    # model. Calibrated on samples/corpus and the git-doc gold set; see README "Abstention".
+    abstain_below: float = Field(default=0.3, ge=-1.0, le=1.0)
+    # flag: a citation whose sentence shares too few words with its source is marked
+    # unsupported; drop: its marker is also removed from the answer; off: no check.
+    citation_check: Literal["flag", "drop", "off"] = "flag"
+    # Share of a citing sentence's content words (stemmed) that must occur in the cited source.
+    citation_min_overlap: float = Field(default=0.5, ge=0.0, le=1.0)
+    # passages: a dead inference service, or one slower than the budget, still gets the asker
+    # the retrieved passages with a notice; error: the API answers 503 instead.
+    when_inference_fails: Literal["passages", "error"] = "passages"
+    # Seconds to wait for the model's first token before answering with the passages alone.
+    first_token_budget_s: float = Field(default=60.0, gt=0)
+
+
 class LLMSettings(_Section):
     mode: Literal["openai_like"] = "openai_like"
     base_url: str = "http://127.0.0.1:8001/v1"
@@ -218,6 +237,7 @@ class Settings(_Section):
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    answering: AnsweringSettings = Field(default_factory=AnsweringSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     models: ModelsSettings = Field(default_factory=ModelsSettings)

@@ -1,4 +1,4 @@
-"""With the inference service down, the API answers a clear 503, never a stack trace."""
+"""With the inference service down, a clear 503 (answering.when_inference_fails: error)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ from tests.conftest import CORPUS, api_client, free_port, settings_for
 
 def test_dead_inference_gives_503_with_a_clear_message(tmp_path: Path, embedder) -> None:
     dead_url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
-    settings = settings_for(tmp_path / "data", APPLIANCE_LLM_BASE_URL=dead_url)
+    settings = settings_for(
+        tmp_path / "data",
+        APPLIANCE_LLM_BASE_URL=dead_url,
+        APPLIANCE__ANSWERING__WHEN_INFERENCE_FAILS="error",
+    )
     components = Components(settings)
     components.embedder = embedder  # reuse the session's loaded model
     from ingest.catalog import Catalog

@@ -108,6 +108,10 @@ function showCitations(citations) {
       link.addEventListener("click", () => showContext(citation));
       item.append(link, " ", element("span", `score ${citation.score.toFixed(3)}`, "score"));
       if (!citation.cited) item.append(" ", element("span", "(not cited)", "meta"));
+      if (citation.supported === false) {
+        const share = Math.round((citation.overlap || 0) * 100);
+        item.append(" ", element("span", `(unsupported: ${share}% of the sentence's words)`, "warn"));
+      }
       return item;
     }),
   );
