@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from llama_index.core.llms import LLM
 
@@ -15,6 +15,8 @@ from appliance.components.llm import build_llm
 from appliance.components.vector_store import build_chunk_store
 from appliance.components.vector_store.chroma import ChromaChunkStore
 from appliance.domain import Answer
+from appliance.observability.logs import request_id
+from appliance.observability.metrics import MeteredLLM, MeteredRetriever
 from appliance.retrieval import build_retriever
 from appliance.settings import Settings
 
@@ -64,8 +66,13 @@ class Components:
 
     @cached_property
     def answers(self) -> AnswerService:
-        retriever = build_retriever(self.settings.retrieval, self.chunk_store, self.embedder)
-        return AnswerService(self.settings, retriever, self.llm, self._record_answer, self.cohere)
+        retrieval = self.settings.retrieval
+        retriever = MeteredRetriever(
+            build_retriever(retrieval, self.chunk_store, self.embedder), retrieval.mode
+        )
+        # Metered: time to first token and decoding speed go to /metrics.
+        llm = cast(LLM, MeteredLLM(self.llm))
+        return AnswerService(self.settings, retriever, llm, self._record_answer, self.cohere)
 
     @cached_property
     def cohere(self) -> CohereConnector | None:
@@ -83,5 +90,7 @@ class Components:
     def _record_answer(
         self, principal: Principal, collections: list[str] | None, answer: Answer
     ) -> None:
+        # The id the API gave the request (and sent on to vLLM) links this record to the logs.
         payload = query_payload(answer, collections, self.model_digest)
+        payload["request_id"] = request_id.get()
         self.audit.append("query", principal.user, principal.audit_groups(), payload)

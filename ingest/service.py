@@ -24,6 +24,7 @@ from appliance.errors import (
     DocumentUnreadable,
     EmptyDocument,
 )
+from appliance.observability.metrics import ingest_stage
 from appliance.settings import Settings
 from ingest.catalog import Catalog
 from ingest.chunker import Chunker
@@ -198,7 +199,8 @@ class IngestService:
             )  # fmt: skip
 
         try:
-            blocks = parse(source.path, self._parse_options)
+            with ingest_stage("parse"):
+                blocks = parse(source.path, self._parse_options)
         except DocumentRejected:
             raise
         except Exception as error:  # a parser's own failure is this document's failure only

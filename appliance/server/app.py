@@ -7,10 +7,12 @@ from fastapi.responses import JSONResponse
 
 from appliance.container import Components
 from appliance.errors import ApplianceError
+from appliance.observability.middleware import RequestIdMiddleware
 from appliance.server.audit_router import audit_router
 from appliance.server.documents_router import documents_router
 from appliance.server.health_router import health_router
 from appliance.server.keys_router import keys_router
+from appliance.server.metrics_router import metrics_router
 from appliance.server.openai_router import openai_router
 from appliance.server.query_router import query_router
 from appliance.settings import Settings
@@ -49,5 +51,7 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
     app.include_router(keys_router)
     app.include_router(openai_router)
     app.include_router(audit_router)
+    app.include_router(metrics_router)
+    app.add_middleware(RequestIdMiddleware)
     install_web(app)
     return app

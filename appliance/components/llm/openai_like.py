@@ -6,12 +6,20 @@ import httpx
 from llama_index.llms.openai_like import OpenAILike
 
 from appliance.errors import InferenceUnavailable
+from appliance.observability.logs import request_id
 from appliance.settings.settings import LLMSettings
 
 
 def _timeout(settings: LLMSettings) -> httpx.Timeout:
     # A short connect timeout makes a dead inference service a quick 503, not a long hang.
     return httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s)
+
+
+def _send_request_id(request: httpx.Request) -> None:
+    # vLLM names its request after X-Request-Id, so its logs carry the API's id.
+    current = request_id.get()
+    if current:
+        request.headers["X-Request-Id"] = current
 
 
 def build_openai_like(settings: LLMSettings) -> OpenAILike:
@@ -25,7 +33,9 @@ def build_openai_like(settings: LLMSettings) -> OpenAILike:
         temperature=settings.temperature,
         timeout=settings.request_timeout_s,
         max_retries=0,
-        http_client=httpx.Client(timeout=_timeout(settings)),
+        http_client=httpx.Client(
+            timeout=_timeout(settings), event_hooks={"request": [_send_request_id]}
+        ),
     )
 
 
