@@ -87,6 +87,12 @@ def _settings() -> Settings:
     return settings
 
 
+def _log_to_stderr(settings: Settings, process: str) -> None:
+    from appliance.observability.logs import configure_logging
+
+    configure_logging(settings.logging.format, settings.logging.level, process)
+
+
 def _local_user() -> Principal:
     """The CLI on the host acts as a local admin: whoever can run it can read the data folder.
     Its actions are audited under the OS user's name."""
@@ -338,6 +344,7 @@ def worker(
 ) -> None:
     """Run an ingestion worker: takes queued documents from Redis (ingest.mode: celery)."""
     settings = _settings()
+    _log_to_stderr(settings, "worker")
     from ingest.tasks import celery_app
 
     celery_app.worker_main(
@@ -573,12 +580,14 @@ def serve(
     from appliance.server.app import create_app
 
     settings = _settings()
+    _log_to_stderr(settings, "api")
     uvicorn.run(
         create_app(settings),
         host=host or settings.server.host,
         port=port or settings.server.port,
         # uvloop resolves and connects in native code, out of the egress guard's sight.
         loop="asyncio",
+        log_config=None,  # ours: JSON lines with the request id (logging.format)
     )
 
 
@@ -617,12 +626,19 @@ def models_prepare(
 @friendly
 def models_serve(
     profile: Annotated[str | None, typer.Option(help="Launch profile (inference.profile).")] = None,
+    foreground: Annotated[
+        bool, typer.Option(help="Become vLLM after the check (systemd, Docker): no pid file.")
+    ] = False,
 ) -> None:
     """Start vLLM for a launch profile after checking the model against its manifest."""
     from models.manifest import Manifest
     from models.profiles import load_profile
 
     settings = _settings()
+    if foreground:
+        from appliance.cli.inference_exec import exec_inference
+
+        exec_inference(settings, profile or settings.inference.profile)
     launch = load_profile(profile or settings.inference.profile)
     server = _inference_server(settings)
     with console.status(f"starting vLLM ({launch.name}); the log is {server.log_file}"):

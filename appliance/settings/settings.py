@@ -178,6 +178,14 @@ class ServerSettings(_Section):
     port: int = 8080
 
 
+class LoggingSettings(_Section):
+    """How the API and workers log: to stderr, which journald or Docker collects."""
+
+    # json: one object a line with the request id (for a log shipper); text: for a terminal.
+    format: Literal["json", "text"] = "json"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
 class EgressSettings(_Section):
     """What the egress guard lets this process connect to, besides loopback and unix sockets."""
 
@@ -247,6 +255,7 @@ class Settings(_Section):
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     egress: EgressSettings = Field(default_factory=EgressSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
     connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
