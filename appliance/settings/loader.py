@@ -29,6 +29,7 @@ _PLACEHOLDER = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<default>
 _PATH_KEYS = {
     ("data_dir",),
     ("inference", "python"),
+    ("retrieval", "reranker_model"),
     ("models", "smollm2_wheel"),
     ("connectors", "cohere", "api_key_file"),
 }

@@ -99,6 +99,18 @@ class RetrievalSettings(_Section):
     # How many candidates each retriever hands to the fusion.
     candidates: int = Field(default=20, ge=1, le=200)
     rrf_k: int = Field(default=60, ge=1)
+    # cross_encoder: a local cross-encoder (a folder, e.g. from the air-gapped bundle) reorders
+    # the best `rerank_candidates` before the top_k are kept. Hits keep their cosine as score,
+    # so the abstention threshold means the same with or without it.
+    reranker: Literal["none", "cross_encoder"] = "none"
+    reranker_model: Path | None = None
+    rerank_candidates: int = Field(default=20, ge=1, le=200)
+
+    @model_validator(mode="after")
+    def _cross_encoder_needs_a_folder(self) -> RetrievalSettings:
+        if self.reranker == "cross_encoder" and self.reranker_model is None:
+            raise ValueError("retrieval.reranker 'cross_encoder' needs retrieval.reranker_model")
+        return self
 
 
 class AnsweringSettings(_Section):
