@@ -31,6 +31,7 @@ _PATH_KEYS = {
     ("inference", "python"),
     ("retrieval", "reranker_model"),
     ("models", "smollm2_wheel"),
+    ("models", "gate_gold"),
     ("connectors", "cohere", "api_key_file"),
 }
 

