@@ -17,6 +17,8 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql
 command -v "$PYTHON" >/dev/null || missing+=(python3 python3-venv python3-dev)
 # The web page's browser test drives this chromium through Playwright (no browser download).
 command -v chromium >/dev/null || missing+=(chromium)
+# The egress test watches every connect() of an ingest from outside the process.
+command -v strace >/dev/null || missing+=(strace)
 # tests/ops verifies the systemd units offline with systemd's own analyzer.
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 if ((${#missing[@]})); then

@@ -29,6 +29,8 @@ def test_only_questions_over_allowed_collections_reach_cohere(tmp_path: Path, em
             tmp_path,
             standin.base_url,
             APPLIANCE_LLM_BASE_URL=f"http://127.0.0.1:{free_port()}/v1",  # nothing listens
+            # A local answer then fails loudly (503) instead of falling back to the passages.
+            APPLIANCE__ANSWERING__WHEN_INFERENCE_FAILS="error",
         )
         settings.access = AccessSettings(
             sources=[
