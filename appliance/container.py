@@ -56,12 +56,16 @@ class Components:
 
         return KeyStore.for_settings(self.settings)
 
-    @cached_property
+    @property
     def model_digest(self) -> str:
-        """The served model's manifest hash, recorded with every answer."""
+        """The active model version's manifest hash, recorded with every answer. Read each time:
+        `appliance models activate` may switch versions under a running API."""
         from models.manifest import Manifest
+        from models.registry import ModelRegistry
 
-        entry = Manifest(self.settings.models_dir).entries().get(self.settings.llm.model)
+        models_dir = self.settings.models_dir
+        version = ModelRegistry(models_dir).active(self.settings.llm.model)
+        entry = Manifest(models_dir).entries().get(version)
         return entry.digest() if entry else "unknown: not in this node's model manifest"
 
     @cached_property

