@@ -611,14 +611,18 @@ def doctor(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Check this installation (every check unless one is named); exits 1 if one fails."""
-    from appliance.cli.doctor import print_reports, run_checks
+    """Check every component (settings, Redis, workers, Chroma, inference and its model, audit
+    chain, egress, disk) and say what to do about each failure; exits 1 if one fails."""
+    from appliance.cli.doctor import print_reports, run_checks, settings_failure
 
-    reports = run_checks(_settings(), ["egress"] if egress else None)
+    try:
+        reports = run_checks(_settings(), ["egress"] if egress else None)
+    except SettingsError as error:
+        reports = [settings_failure(error)]
     if as_json:
         _print_json([report.to_dict() for report in reports])
     else:
-        print_reports(reports, console)
+        print_reports(reports, console, details=egress)
     if not all(report.ok for report in reports):
         raise typer.Exit(1)
 
