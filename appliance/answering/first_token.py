@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections.abc import Generator, Iterator
@@ -34,7 +35,10 @@ def first_token_within(deltas: Iterator[str], budget_s: float, where: str) -> It
                 deltas.close()
             handoff.put(_END)
 
-    threading.Thread(target=pump, name="first-token", daemon=True).start()
+    # The caller's context goes along: the request id (sent to vLLM as X-Request-Id) and the
+    # acting principal (named in the audit record of a refused connection) live in it.
+    context = contextvars.copy_context()
+    threading.Thread(target=context.run, args=(pump,), name="first-token", daemon=True).start()
     try:
         first = handoff.get(timeout=budget_s)
     except queue.Empty:
