@@ -131,6 +131,10 @@ class InferenceServer:
             raise InferenceStartFailed(
                 f"the inference environment's Python {self.python} is missing; run scripts/setup.sh"
             )
+        from models.preflight import preflight
+
+        # A GPU that cannot run the profile is named now, not minutes into vLLM's loading.
+        preflight(profile)
 
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -237,7 +237,7 @@ def _switch_to(
     server = _inference_server(settings)
     previous = server.version()
     timeout = settings.inference.start_timeout_s
-    with console.status(f"restarting vLLM on {version}") if not hidden else _quiet():
+    with nullcontext() if hidden else console.status(f"restarting vLLM on {version}"):
         server.stop()
         try:
             return server.start(profile, manifest, timeout, version)
@@ -249,33 +249,30 @@ def _switch_to(
             ) from None
 
 
-@contextmanager
-def _quiet() -> Iterator[None]:
-    yield
-
-
 def _gate(
     settings: Settings,
     profile: LaunchProfile,
     manifest: Manifest,
     active: str,
     candidate: str,
-    gold_file: Path,
+    gold: list[GoldQuestion],
     max_drop: float,
     hidden: bool,
-) -> GateVerdict:
-    """Measures the active version, then the candidate (left running); the verdict on both."""
-    from appliance.evaluation.gold import load_gold
+) -> tuple[GateVerdict, bool]:
+    """The verdict on both versions, and whether the candidate was left running to be kept."""
     from models.gate import judge
 
-    gold = load_gold(gold_file)
+    metric = settings.models.gate_metric
+    if metric == "answer_contains" and not any(item.expected_answer for item in gold):
+        # Nothing to measure: say so before restarting anything.
+        return judge(metric, {}, {}, max_drop), False
     server = _inference_server(settings)
-    if server.version() != active or server.pid() is None:
+    if server.pid() is None or server.version() != active:
         _switch_to(settings, profile, manifest, active, hidden)
     before = _measure(settings, gold, active, hidden)
     _switch_to(settings, profile, manifest, candidate, hidden)
     after = _measure(settings, gold, candidate, hidden)
-    return judge(settings.models.gate_metric, before, after, max_drop)
+    return judge(metric, before, after, max_drop), True
 
 
 @models_app.command("activate")
@@ -288,7 +285,11 @@ def models_activate(
     ] = None,
     max_drop: Annotated[
         float | None,
-        typer.Option(help="Largest allowed drop of the gate's metric (models.gate_max_drop)."),
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Largest allowed drop of the gate's metric (models.gate_max_drop).",
+        ),
     ] = None,
     force: Annotated[
         bool,
@@ -303,6 +304,9 @@ def models_activate(
     Restarts vLLM on it. Refused (exit 1) when the gate's metric drops more than allowed;
     every activation, refusal and forced switch is audited with who did it.
     """
+    from appliance.evaluation.gold import load_gold
+    from models.inference_server import InferenceStartFailed
+
     settings = _settings()
     profile, manifest, registry = _lifecycle(settings)
     manifest.verify(version)
@@ -317,22 +321,31 @@ def models_activate(
             "models.gate_gold (or --force to switch unmeasured, audited as forced)"
         )
         raise typer.Exit(2)
+    questions = load_gold(gold_file) if gold_file else None
     allowed = settings.models.gate_max_drop if max_drop is None else max_drop
     started = time.perf_counter()
-    verdict = None
-    if gold_file is not None:
-        verdict = _gate(settings, profile, manifest, active, version, gold_file, allowed, as_json)
     payload: dict[str, Any] = {
         "served_name": profile.model,
         "version": version,
         "previous": active,
         "version_sha256": manifest.get(version).digest(),
         "previous_sha256": manifest.get(active).digest() if active in manifest.entries() else None,
-        "gate": verdict.to_dict() if verdict else "skipped: no gold set",
+        "gold": str(gold_file) if gold_file else None,
         "forced": force,
     }
+    verdict, candidate_running = None, False
+    if questions:
+        try:
+            verdict, candidate_running = _gate(
+                settings, profile, manifest, active, version, questions, allowed, as_json
+            )
+        except InferenceStartFailed as error:
+            _audit(settings, "model_activation_refused", {**payload, "gate": str(error)})
+            raise
+    payload["gate"] = verdict.to_dict() if verdict else "skipped: no gold set"
     if verdict and not verdict.passed and not force:
-        _switch_to(settings, profile, manifest, active, as_json)
+        if candidate_running:
+            _switch_to(settings, profile, manifest, active, as_json)
         _audit(settings, "model_activation_refused", payload)
         if as_json:
             _print_json({**payload, "activated": False})
@@ -340,7 +353,7 @@ def models_activate(
             errors.print(f"[bold red]refused:[/] {verdict.reason}; {active} still serves")
             errors.print("pass --force to activate it anyway (audited as forced)")
         raise typer.Exit(1)
-    if verdict is None:
+    if not candidate_running:
         _switch_to(settings, profile, manifest, version, as_json)
     registry.activate(profile.model, version, _local_user().user, forced=force)
     _audit(settings, "model_activated", payload)
@@ -348,11 +361,11 @@ def models_activate(
     if as_json:
         _print_json({**payload, "activated": True, "seconds": round(seconds, 1)})
         return
-    gate = verdict.reason if verdict else "no gate (no gold set)"
+    gate = verdict.reason if verdict else "no gate: no gold set"
     forced = " (forced)" if force else ""
     console.print(
         f"{version} is now active{forced}: vLLM serves it as {profile.model} "
-        f"({gate}); {time.perf_counter() - started:.0f} s. Undo: `appliance models rollback`"
+        f"({gate}); {seconds:.0f} s. Undo: `appliance models rollback`"
     )
 
 

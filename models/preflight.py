@@ -1,0 +1,109 @@
+"""Before vLLM starts on a GPU profile: enough NVIDIA GPUs, new enough, with enough free memory.
+
+CUDA vLLM fails minutes into loading on a GPU its kernel cannot use (gptq_marlin needs compute
+capability 8.0) or that lacks memory; this reads `nvidia-smi` first and says why in a sentence.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from models.inference_server import InferenceStartFailed
+from models.profiles import LaunchProfile
+
+QUERY = "index,name,compute_cap,memory.free,memory.total"
+
+
+class PreflightFailed(InferenceStartFailed):
+    """The host cannot run the profile; raised before vLLM is started."""
+
+
+@dataclass(frozen=True)
+class Gpu:
+    index: int
+    name: str
+    compute_capability: float
+    free_gib: float
+    total_gib: float
+
+
+def parse_nvidia_smi(text: str) -> list[Gpu]:
+    """`nvidia-smi --query-gpu=QUERY --format=csv,noheader,nounits` output (memory in MiB)."""
+    gpus = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        index, name, capability, free, total = (field.strip() for field in line.split(","))
+        gpus.append(Gpu(int(index), name, float(capability), int(free) / 1024, int(total) / 1024))
+    return gpus
+
+
+def read_gpus() -> list[Gpu]:
+    """The host's NVIDIA GPUs; PreflightFailed when there is no driver to ask."""
+    if shutil.which("nvidia-smi") is None:
+        raise PreflightFailed(
+            "no NVIDIA driver here (nvidia-smi is not installed): a GPU profile needs an NVIDIA "
+            "GPU; on a CPU-only host use inference.profile: cpu-small"
+        )
+    result = subprocess.run(
+        ["nvidia-smi", f"--query-gpu={QUERY}", "--format=csv,noheader,nounits"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if result.returncode != 0:
+        raise PreflightFailed(
+            f"nvidia-smi failed ({result.stderr.strip() or result.stdout.strip()}): is the "
+            "NVIDIA driver loaded?"
+        )
+    return parse_nvidia_smi(result.stdout)
+
+
+def tensor_parallel_size(profile: LaunchProfile) -> int:
+    for arg in profile.args:
+        if arg.startswith("--tensor-parallel-size="):
+            return int(arg.split("=", 1)[1])
+    return 1
+
+
+def check(profile: LaunchProfile, gpus: list[Gpu]) -> list[str]:
+    """Every reason the profile cannot start on these GPUs, as sentences; empty when it can."""
+    wanted = tensor_parallel_size(profile)
+    if len(gpus) < wanted:
+        return [
+            f"profile {profile.name} shards the model over {wanted} GPUs "
+            f"(--tensor-parallel-size) but this host has {len(gpus)}"
+        ]
+    problems = []
+    for gpu in gpus[:wanted]:
+        where = f"GPU {gpu.index} ({gpu.name})"
+        minimum = profile.min_compute_capability
+        if minimum is not None and gpu.compute_capability < minimum:
+            problems.append(
+                f"{where} has compute capability {gpu.compute_capability:.1f}; profile "
+                f"{profile.name} needs {minimum:.1f} or more for its kernels (gptq_marlin: A100, "
+                "A10, L4, L40S, H100 and newer)"
+            )
+        # The weights are split over the GPUs, so each needs its share of the total.
+        needed = (profile.min_free_vram_gib or 0) / wanted
+        if gpu.free_gib < needed:
+            problems.append(
+                f"{where} has {gpu.free_gib:.1f} GiB free of {gpu.total_gib:.1f}; profile "
+                f"{profile.name} needs {needed:.1f} GiB free on each of its {wanted} GPU(s)"
+            )
+    return problems
+
+
+def preflight(profile: LaunchProfile) -> list[Gpu]:
+    """The GPUs a cuda profile will use; PreflightFailed naming every problem. CPU: nothing."""
+    if profile.device != "cuda":
+        return []
+    gpus = read_gpus()
+    problems = check(profile, gpus)
+    if problems:
+        raise PreflightFailed(
+            f"refusing to start vLLM with profile {profile.name}: " + "; ".join(problems)
+        )
+    return gpus[: tensor_parallel_size(profile)]
