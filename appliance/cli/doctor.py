@@ -241,25 +241,27 @@ def inference_check(settings: Settings) -> CheckReport:
     )
 
 
-def _model_integrity(settings: Settings, name: str) -> tuple[str, str]:
-    """What the manifest says of the served model's files here, and advice if they differ."""
+def _model_integrity(settings: Settings, served: str) -> tuple[str, str]:
+    """What the manifest says of the active version's files here, and advice if they differ."""
     from models.manifest import Manifest, ModelIntegrityError
+    from models.registry import ModelRegistry
 
     manifest = Manifest(settings.models_dir)
-    if name not in manifest.entries():
+    version = ModelRegistry(settings.models_dir).active(served)
+    if version not in manifest.entries():
         return (
             f"not in this node's manifest ({settings.models_dir}): check it on the inference "
             "node with `appliance doctor`",
             "",
         )
     try:
-        entry = manifest.verify(name)
+        entry = manifest.verify(version)
     except ModelIntegrityError as error:
         return str(error), (
             "restore the model folder from the bundle (or `appliance models prepare --force`), "
             "then restart the inference service"
         )
-    return f"match the manifest, hash {entry.digest()[:16]}", ""
+    return f"version {version} matches the manifest, hash {entry.digest()[:16]}", ""
 
 
 def audit_check(settings: Settings) -> CheckReport:
