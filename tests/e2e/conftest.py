@@ -24,6 +24,7 @@ MODELS_CACHE = ROOT / ".cache" / "test-models"
 class Inference:
     overrides: dict[str, str]
     seconds_to_ready: float
+    log: Path  # vLLM's own log (stdout and stderr)
 
     def settings(self, data_dir: Path) -> Settings:
         return settings_for(data_dir, **self.overrides)
@@ -51,6 +52,6 @@ def inference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Inference]:
         load_profile(inference.profile), Manifest(settings.models_dir), inference.start_timeout_s
     )
     try:
-        yield Inference(overrides, running.seconds_to_ready)
+        yield Inference(overrides, running.seconds_to_ready, running.log)
     finally:
         server.stop()
