@@ -227,9 +227,11 @@ class IngestService:
             )
             for n, piece in enumerate(pieces)
         ]
-        embeddings = self._embedder.embed_documents([chunk.text for chunk in chunks])
+        with ingest_stage("embed"):
+            embeddings = self._embedder.embed_documents([chunk.text for chunk in chunks])
         # New version first, then the old one goes: a reader never sees the document missing.
-        self._store.upsert(chunks, embeddings)
+        with ingest_stage("upsert"):
+            self._store.upsert(chunks, embeddings)
         self._store.delete_other_versions(source.doc_id, source.version)
         self._catalog.mark_indexed(
             source.doc_id,
