@@ -271,7 +271,12 @@ def _gate(
         _switch_to(settings, profile, manifest, active, hidden)
     before = _measure(settings, gold, active, hidden)
     _switch_to(settings, profile, manifest, candidate, hidden)
-    after = _measure(settings, gold, candidate, hidden)
+    try:
+        after = _measure(settings, gold, candidate, hidden)
+    except BaseException:
+        # Interrupted or failed: the registry still names the active version, so serve it.
+        _switch_to(settings, profile, manifest, active, hidden)
+        raise
     return judge(metric, before, after, max_drop), True
 
 
