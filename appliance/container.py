@@ -16,7 +16,6 @@ from appliance.components.vector_store import build_chunk_store
 from appliance.components.vector_store.chroma import ChromaChunkStore
 from appliance.domain import Answer
 from appliance.observability.logs import request_id
-from appliance.observability.metrics import MeteredLLM, MeteredRetriever
 from appliance.retrieval import build_retriever
 from appliance.settings import Settings
 
@@ -70,6 +69,10 @@ class Components:
 
     @cached_property
     def answers(self) -> AnswerService:
+        # Imported here, not at the top: `appliance worker` chooses prometheus_client's
+        # multiprocess mode before anything imports it (appliance/observability/worker_metrics).
+        from appliance.observability.metrics import MeteredLLM, MeteredRetriever
+
         retrieval = self.settings.retrieval
         retriever = MeteredRetriever(
             build_retriever(retrieval, self.chunk_store, self.embedder), retrieval.mode

@@ -353,6 +353,14 @@ def worker(
     """Run an ingestion worker: takes queued documents from Redis (ingest.mode: celery)."""
     settings = _settings()
     _log_to_stderr(settings, "worker")
+    if settings.worker.metrics_port:
+        import os
+
+        from appliance.observability.worker_metrics import export_worker_metrics
+
+        # One folder per worker process tree: several workers may share a machine.
+        folder = settings.run_dir / "worker-metrics" / str(os.getpid())
+        export_worker_metrics(settings.worker.metrics_host, settings.worker.metrics_port, folder)
     from ingest.tasks import celery_app
 
     celery_app.worker_main(

@@ -90,6 +90,10 @@ class AuditSettings(_Section):
 
 class WorkerSettings(_Section):
     concurrency: int = 1
+    # Above 0: each worker serves http://metrics_host:metrics_port/metrics, its pool processes'
+    # ingestion timings (parse, embed, upsert), for Prometheus.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
 
 
 class RetrievalSettings(_Section):

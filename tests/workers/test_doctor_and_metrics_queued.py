@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -55,11 +56,17 @@ def test_doctor_and_metrics_follow_redis_the_workers_and_the_queue(
     waiting = scrape(metrics.get("/metrics").text)["appliance_ingest_queue_depth"]
     assert waiting >= 1
 
+    worker_port = free_port()
+    queued.overrides["APPLIANCE__WORKER__METRICS_PORT"] = str(worker_port)
     queued.start_worker("doctor")
     queued.wait_done(job.job_id)
     after = scrape(metrics.get("/metrics").text)
     assert after["appliance_ingest_queue_depth"] == 0
     assert after['appliance_documents{state="indexed"}'] == 1
+    # The worker's own /metrics: its pool process parsed, embedded and wrote the file.
+    worker = scrape(httpx.get(f"http://127.0.0.1:{worker_port}/metrics", timeout=10).text)
+    for stage in ("parse", "embed", "upsert"):
+        assert worker[f'appliance_ingest_stage_seconds_count{{stage="{stage}"}}'] >= 1, stage
 
     # The worker has done a task, so it is up; it answers Celery's ping within doctor's wait.
     workers = doctor()["workers"]
