@@ -57,13 +57,21 @@ class Components:
 
     @property
     def model_digest(self) -> str:
-        """The active model version's manifest hash, recorded with every answer. Read each time:
-        `appliance models activate` may switch versions under a running API."""
+        """The answering model version's manifest hash, recorded with every answer. Read each
+        time: `appliance models activate` may switch versions under a running API."""
+        from models.inference_server import InferenceServer
         from models.manifest import Manifest
         from models.registry import ModelRegistry
 
-        models_dir = self.settings.models_dir
-        version = ModelRegistry(models_dir).active(self.settings.llm.model)
+        settings = self.settings
+        inference = settings.inference
+        # The version this node's vLLM loaded, if it runs here: during an activation's gate that
+        # is the candidate, not yet the registry's active one. Otherwise the registry's.
+        running = InferenceServer(
+            inference.python, inference.host, inference.port, settings.run_dir, settings.logs_dir
+        ).version()
+        models_dir = settings.models_dir
+        version = running or ModelRegistry(models_dir).active(settings.llm.model)
         entry = Manifest(models_dir).entries().get(version)
         return entry.digest() if entry else "unknown: not in this node's model manifest"
 
