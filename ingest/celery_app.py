@@ -1,4 +1,4 @@
-"""The Celery application: Redis broker, late acknowledgement, one document per task."""
+"""The Celery application: Redis broker, late acknowledgement, a few documents per task."""
 
 from __future__ import annotations
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from appliance.errors import QueueUnavailable
 from appliance.settings import Settings
 from ingest.job_store import JobStore
 from ingest.service import IngestService
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 TASK_NAME = "ingest.file"
 
@@ -39,16 +42,10 @@ class InlineDispatcher:
         self._lock = threading.Lock()
 
     def _run(self, job_id: str, files: list[int]) -> None:
-        from ingest.runner import run_job_file
+        from ingest.runner import run_job_files
 
         with self._lock:
-            for n in files:
-                try:
-                    run_job_file(
-                        self._jobs, self._service(), job_id, n, "inline", self._max_attempts
-                    )
-                except Exception:  # recorded on the file by run_job_file; the job goes on
-                    continue
+            run_job_files(self._jobs, self._service(), job_id, files, "inline", self._max_attempts)
 
     def dispatch(self, job_id: str, files: list[int]) -> None:
         if self._executor:
@@ -63,19 +60,33 @@ class CeleryDispatcher:
 
         self._app = create_celery_app(settings)
         self._url = settings.broker.url
+        self._per_task = max(1, settings.ingest.files_per_task)
 
     def dispatch(self, job_id: str, files: list[int]) -> None:
         from kombu.exceptions import OperationalError
 
         try:
             with self._app.producer_or_acquire() as producer:
-                for n in files:
-                    self._app.send_task(TASK_NAME, args=[job_id, n], producer=producer, retry=False)
+                for start in range(0, len(files), self._per_task):
+                    send_files(self._app, job_id, files[start : start + self._per_task], producer)
         except OperationalError as error:
             raise QueueUnavailable(
                 f"the job queue (Redis at {self._url}) is not answering, so the documents were "
                 "not queued; check that redis-server is running (broker.url)"
             ) from error
+
+
+def send_files(app: Celery, job_id: str, files: list[int], producer: object = None) -> None:
+    """Queues one task for these files, with time limits that grow with their number."""
+    timeout_s = app.conf.task_soft_time_limit * len(files)
+    app.send_task(
+        TASK_NAME,
+        args=[job_id, files],
+        producer=producer,
+        retry=False,
+        soft_time_limit=timeout_s,
+        time_limit=timeout_s + 60,
+    )
 
 
 def build_dispatcher(

@@ -1,8 +1,9 @@
 """Ingest jobs and their files, in the catalog's SQLite database: what a job listing shows.
 
 A job is a list of files, each with an action (ingest or delete), a status and an error. A
-file row is the unit of work: one Celery task each, so one bad document fails alone and a
-worker killed mid-document redoes only that document.
+file row is the unit of work: claimed when its turn comes and finished on its own (a Celery task
+carries a few, ingest/runner.py), so one bad document fails alone and a worker killed
+mid-document redoes only the documents it had in progress.
 """
 
 from __future__ import annotations

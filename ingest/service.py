@@ -1,13 +1,13 @@
 """Ingest files into the index: detect, parse, chunk, embed, upsert, retire old versions, catalog.
 
-The same code runs inline (the CLI's embedded default) and, later, inside Celery tasks.
+The same code runs inline (the CLI's embedded default) and inside Celery tasks (ingest/runner.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,6 +78,16 @@ class FileOutcome:
         return {**asdict(self), "groups": list(self.groups)}
 
 
+@dataclass(frozen=True)
+class ReadyFile:
+    """A parsed and chunked file whose chunks wait to be embedded and written."""
+
+    path: Path
+    source: SourceFile
+    access: DocumentAccess
+    chunks: list[Chunk]
+
+
 @dataclass
 class IngestReport:
     outcomes: list[FileOutcome] = field(default_factory=list)
@@ -138,6 +148,11 @@ class IngestService:
             components.audit,
         )
 
+    @property
+    def embed_batch_chunks(self) -> int:
+        """Files are written together until they hold this many chunks between them."""
+        return self._settings.ingest.embed_batch_chunks
+
     def record(self, kind: str, actor: str, payload: dict[str, Any]) -> None:
         """An audit record of an ingestion or deletion (no-op for a service built bare)."""
         if self._audit is not None:
@@ -148,11 +163,23 @@ class IngestService:
     ) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport()
-        for path in expand_paths(paths):
-            outcome = self.ingest_file(path)
-            report.outcomes.append(outcome)
-            if on_file:
+
+        def done(outcomes: list[FileOutcome]) -> None:
+            report.outcomes.extend(outcomes)
+            for outcome in outcomes if on_file else ():
                 on_file(outcome)
+
+        pending: list[ReadyFile] = []
+        for path in expand_paths(paths):
+            ready = self.prepare(path)
+            if isinstance(ready, FileOutcome):
+                done([ready])
+                continue
+            pending.append(ready)
+            if sum(len(ready.chunks) for ready in pending) >= self.embed_batch_chunks:
+                done(self.write(pending))
+                pending = []
+        done(self.write(pending))
         report.seconds = time.perf_counter() - started
         return report
 
@@ -162,17 +189,24 @@ class IngestService:
         return override or access_for_path(self._settings.access, path)
 
     def ingest_file(self, path: Path) -> FileOutcome:
+        ready = self.prepare(path)
+        return ready if isinstance(ready, FileOutcome) else self.write([ready])[0]
+
+    def prepare(self, path: Path) -> FileOutcome | ReadyFile:
+        """Checks, parses and chunks one file: its chunks, ready to embed, or its outcome
+        (failed, unchanged) when there is nothing to embed."""
         doc_id = document_id(path)
         access = self.access_for(doc_id, path)
         try:
-            return self._ingest_file(path, access)
+            return self._prepare(path, access)
         except DocumentRejected as error:
-            self._catalog.mark_failed(doc_id, str(path.resolve()), error.message, access)
-            return FileOutcome(
-                str(path), "failed", error=error.message, doc_id=doc_id, groups=access.groups
-            )
+            return self._failed(path, doc_id, access, error.message)
 
-    def _ingest_file(self, path: Path, access: DocumentAccess) -> FileOutcome:
+    def _failed(self, path: Path, doc_id: str, access: DocumentAccess, error: str) -> FileOutcome:
+        self._catalog.mark_failed(doc_id, str(path.resolve()), error, access)
+        return FileOutcome(str(path), "failed", error=error, doc_id=doc_id, groups=access.groups)
+
+    def _prepare(self, path: Path, access: DocumentAccess) -> FileOutcome | ReadyFile:
         if not path.is_file():
             raise DocumentUnreadable(f"{path}: no such file")
         parse = parser_for(path)
@@ -227,25 +261,45 @@ class IngestService:
             )
             for n, piece in enumerate(pieces)
         ]
+        return ReadyFile(path, source, access, chunks)
+
+    def write(self, files: Sequence[ReadyFile]) -> list[FileOutcome]:
+        """Embeds several files' chunks together, writes them in one upsert, then retires the
+        versions they replace and catalogs each file.
+
+        Embedding across files fills the encoder's batches (most documents have fewer chunks
+        than one batch). Chunk ids are `doc_id:version:n`, so a write cut short by a crash is
+        simply done again; a file's catalog row changes only once its chunks are all in.
+        """
+        chunks = [chunk for ready in files for chunk in ready.chunks]
+        if not chunks:
+            return []
         with ingest_stage("embed"):
             embeddings = self._embedder.embed_documents([chunk.text for chunk in chunks])
-        # New version first, then the old one goes: a reader never sees the document missing.
+        # New versions first, then the old ones go: a reader never sees a document missing.
         with ingest_stage("upsert"):
             self._store.upsert(chunks, embeddings)
-        self._store.delete_other_versions(source.doc_id, source.version)
-        self._catalog.mark_indexed(
-            source.doc_id,
-            str(source.path),
-            source.version,
-            source.sha256,
-            len(chunks),
-            source.size,
-            access,
+        self._store.delete_other_versions(
+            {ready.source.doc_id: ready.source.version for ready in files}
         )
-        return FileOutcome(
-            str(path), "indexed", chunks=len(chunks), doc_id=source.doc_id,
-            version=source.version, groups=access.groups,
-        )  # fmt: skip
+        outcomes = []
+        for ready in files:
+            source = ready.source
+            self._catalog.mark_indexed(
+                source.doc_id,
+                str(source.path),
+                source.version,
+                source.sha256,
+                len(ready.chunks),
+                source.size,
+                ready.access,
+            )
+            outcome = FileOutcome(
+                str(ready.path), "indexed", chunks=len(ready.chunks), doc_id=source.doc_id,
+                version=source.version, groups=ready.access.groups,
+            )  # fmt: skip
+            outcomes.append(outcome)
+        return outcomes
 
     def delete(self, path_or_id: str) -> str:
         """Remove a document's chunks and catalog row; takes a path or a document id."""

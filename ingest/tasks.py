@@ -12,9 +12,9 @@ from celery.signals import worker_init, worker_process_init
 from appliance.egress import arm_from_settings
 from appliance.settings import Settings, load_settings
 from ingest.celery_app import create_celery_app
-from ingest.dispatch import TASK_NAME
+from ingest.dispatch import TASK_NAME, send_files
 from ingest.job_store import JobStore
-from ingest.runner import run_job_file
+from ingest.runner import JobFilesRun
 from ingest.service import IngestService
 
 settings: Settings = load_settings()
@@ -47,22 +47,25 @@ def _share_the_cores(**_: object) -> None:
 
 
 @celery_app.task(name=TASK_NAME, bind=True)
-def ingest_file(self: Task, job_id: str, n: int) -> None:
+def ingest_files(self: Task, job_id: str, files: int | list[int]) -> None:
+    """Some files of a job (one file, as tasks queued by older versions carry, or several)."""
     jobs, service = _runtime()
+    numbers = [files] if isinstance(files, int) else list(files)
+    run = JobFilesRun(
+        jobs, service, job_id, self.request.hostname or "worker", settings.ingest.max_attempts
+    )
     try:
-        run_job_file(
-            jobs,
-            service,
-            job_id,
-            n,
-            self.request.hostname or "worker",
-            settings.ingest.max_attempts,
-        )
+        run.run(numbers)
     except SoftTimeLimitExceeded:
-        jobs.finish(
-            job_id,
-            n,
-            "failed",
-            error=f"processing took longer than {settings.ingest.document_timeout_s} s "
-            "(ingest.document_timeout_s)",
-        )
+        for n in sorted(run.in_progress):
+            jobs.finish(
+                job_id,
+                n,
+                "failed",
+                error=f"processing took longer than {settings.ingest.document_timeout_s} s a "
+                "document (ingest.document_timeout_s)",
+            )
+        # The files this task had not reached go back to the queue in a task of their own.
+        waiting = sorted(set(numbers) & set(jobs.queued(job_id)))
+        if waiting:
+            send_files(celery_app, job_id, waiting)

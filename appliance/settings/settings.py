@@ -39,10 +39,12 @@ class EmbeddingSettings(_Section):
     batch_size: int = 32
     device: str = "cpu"
     # bf16 on CPUs with AVX-512 BF16/AMX; bench/ingest.py measures speed and agreement.
-    precision: Literal["fp32", "bf16"] = "fp32"
+    # auto: bf16 where the CPU computes it natively, else fp32 (decided once at load).
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     # torch: sentence-transformers as loaded. openvino: the same model exported to ONNX when it
     # loads, run by OpenVINO's CPU runtime (about 1.7x torch at bf16; bench/ingest.py).
-    backend: Literal["torch", "openvino"] = "torch"
+    # auto: openvino on a CPU when it is installed, else torch.
+    backend: Literal["auto", "torch", "openvino"] = "auto"
 
 
 class IngestSettings(_Section):
@@ -61,6 +63,11 @@ class IngestSettings(_Section):
     max_attempts: int = 3
     document_timeout_s: int = 900
     parser_strategy: Literal["fast"] = "fast"
+    # Files are embedded and written together until they hold this many chunks (most files
+    # hold fewer than one encoder batch); each file still succeeds or fails on its own.
+    embed_batch_chunks: int = 256
+    # Files per Celery task: more fill the encoder better, fewer spread a job over more workers.
+    files_per_task: int = 8
 
 
 class BrokerSettings(_Section):

@@ -21,11 +21,17 @@ SENTENCES = [
 
 
 @pytest.fixture(scope="module")
+def fp32_embedder() -> Embedder:
+    return build_embedder(EmbeddingSettings(backend="torch", precision="fp32"))
+
+
+@pytest.fixture(scope="module")
 def bf16_embedder() -> Embedder:
-    return build_embedder(EmbeddingSettings(precision="bf16"))
+    return build_embedder(EmbeddingSettings(backend="torch", precision="bf16"))
 
 
-def test_bf16_embeddings_match_fp32_ones(embedder: Embedder, bf16_embedder: Embedder) -> None:
+def test_bf16_embeddings_match_fp32_ones(fp32_embedder: Embedder, bf16_embedder: Embedder) -> None:
+    embedder = fp32_embedder
     fp32 = np.array(embedder.embed_documents(SENTENCES))
     bf16 = np.array(bf16_embedder.embed_documents(SENTENCES))
     assert bf16.shape == fp32.shape == (len(SENTENCES), embedder.dimension)

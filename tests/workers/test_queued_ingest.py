@@ -210,6 +210,8 @@ def test_workers_on_two_machines_share_one_postgres_catalog(
 ) -> None:
     """Two data dirs stand for two machines: they share only PostgreSQL, Chroma and Redis."""
     queued.overrides["APPLIANCE_CATALOG_URL"] = postgres_server.new_database()
+    # A task per file, so a five-file job can reach both machines (tasks carry 8 by default).
+    queued.overrides["APPLIANCE__INGEST__FILES_PER_TASK"] = "1"
     shared = tmp_path / "nfs-share"  # the document share every machine mounts at one path
     shutil.copytree(CORPUS, shared)
     queued.start_worker("machine-a", data_dir=tmp_path / "machine-a")
