@@ -130,7 +130,7 @@ class AnsweringSettings(_Section):
     # Below this cosine between the question and its best passage, the appliance says the
     # documents do not answer the question (and lists the nearest passages) without asking the
     # model. Calibrated on samples/corpus and the git-doc gold set; see README "Abstention".
-    abstain_below: float = Field(default=0.3, ge=-1.0, le=1.0)
+    abstain_below: float = Field(default=0.35, ge=-1.0, le=1.0)
     # flag: a citation whose sentence shares too few words with its source is marked
     # unsupported; drop: its marker is also removed from the answer; off: no check.
     citation_check: Literal["flag", "drop", "off"] = "flag"
