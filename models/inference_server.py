@@ -108,7 +108,7 @@ class InferenceServer:
         model name, which is the name clients ask for whichever version answers."""
         version = version or profile.model
         # The manifest check comes first: a tampered or half-copied model is never started.
-        manifest.verify(version)
+        entry = manifest.verify(version)
         running = self.pid()
         served = answering_models(self.host, self.port)
         if running and served and profile.model in served:
@@ -134,7 +134,7 @@ class InferenceServer:
         from models.preflight import preflight
 
         # A GPU that cannot run the profile is named now, not minutes into vLLM's loading.
-        preflight(profile)
+        preflight(profile, entry.quantization)
 
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)

