@@ -84,3 +84,30 @@ def test_api_answers_with_citations_and_reports_health(
     assert body["answer"].strip()
     assert Path(body["citations"][0]["path"]).name == "vpn-policy.txt"
     assert {"path", "page", "score", "text", "chunk_id"} <= set(body["citations"][0])
+    assert body["notice"] is None and body["abstained"] is False
+    for citation in body["citations"]:
+        # The citation check ran on every source the model cited, and only on those.
+        assert (citation["supported"] is not None) == citation["cited"]
+
+    # The same question as server-sent events: the passages, the model's tokens, the whole answer.
+    with client.stream(
+        "POST",
+        "/v1/query",
+        json={"question": "How long until a VPN session expires?", "stream": True},
+    ) as reply:
+        assert reply.status_code == 200
+        blocks = reply.read().decode().strip().split("\n\n")
+    events = []
+    for block in blocks:
+        fields = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((fields["event"], json.loads(fields["data"])))
+    names = [name for name, _ in events]
+    assert names[0] == "sources" and names[-1] == "done"
+    assert names.count("delta") >= 2, "tokens arrive one by one, not as one block"
+    done = events[-1][1]
+    assert (
+        "".join(data["text"] for name, data in events if name == "delta").strip() == done["answer"]
+    )
+    assert done["notice"] is None and done["seconds_to_first_token"] is not None
+    records = client.app.state.components.audit.records(kind="query")
+    assert records[-1].payload["answer"] == done["answer"]
