@@ -14,6 +14,9 @@ import pytest
 
 from tests.conftest import ROOT
 
+# Each case is one ansible-playbook run: 10 to 40 s here.
+pytestmark = pytest.mark.e2e
+
 OPS_BIN = ROOT / ".venv-ops" / "bin"
 PLAYBOOKS = ROOT / "ansible"
 
