@@ -634,7 +634,7 @@ def run_delete(files: list[Path], work: Path) -> dict[str, Any]:
 
 
 ROWS = {
-    "a/openvino-bf16": "(a) pipeline, OpenVINO bf16 (auto here)",
+    "a/openvino-bf16": "(a) pipeline, OpenVINO bf16",
     "a/openvino-bf16-perfile": "(a) OpenVINO bf16, each file alone",
     "b": "(b) llama-index naive (torch fp32)",
     "c/fp32": "(c) bare encode, torch fp32",
@@ -804,6 +804,15 @@ def main() -> None:
     print(
         f"corpus: {len(files)} .txt files, {size:.1f} MB, from {args.corpus}; "
         f"work folder {work}; each row in a fresh process",
+        flush=True,
+    )
+    from appliance.components.embedding import resolve
+    from appliance.settings.settings import EmbeddingSettings
+
+    auto = resolve(EmbeddingSettings())
+    print(
+        f"embedding auto on this CPU: {auto.backend} {auto.precision} (bf16 rows fall back to "
+        "fp32 inside OpenVINO where the CPU lacks native bf16)",
         flush=True,
     )
     started = time.perf_counter()
