@@ -65,3 +65,7 @@ def api_client(
     )
     client.headers["Authorization"] = f"Bearer {token}"
     return client
+
+
+# The one vLLM of the test session, for every folder that asks for `inference` (e2e, ops).
+from tests.inference import inference  # noqa: E402, F401

@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from tests.conftest import CORPUS, ROOT, free_port
-from tests.e2e.conftest import MODELS_CACHE, Inference, inference  # noqa: F401 (a fixture)
+from tests.inference import MODELS_CACHE, Inference
 
 pytestmark = pytest.mark.e2e
 
@@ -150,13 +150,13 @@ def build_bundle(out: Path, *extra: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory, inference: Inference) -> Path:  # noqa: F811
+def bundle(tmp_path_factory: pytest.TempPathFactory, inference: Inference) -> Path:
     # After `inference`: it prepares the model this bundle ships.
     return build_bundle(tmp_path_factory.mktemp("dist"))
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, inference: Inference) -> Site:  # noqa: F811
+def site(tmp_path_factory: pytest.TempPathFactory, inference: Inference) -> Site:
     root = tmp_path_factory.mktemp("site")
     # The single-node inventory as shipped, less its inference group: the test session's vLLM
     # stands in for the inference environment this bundle leaves out.

@@ -29,7 +29,7 @@ def test_a_stream_that_starts_in_time_is_passed_through_whole() -> None:
 
 def test_a_stream_slower_than_the_budget_raises_and_is_closed() -> None:
     closed = threading.Event()
-    with pytest.raises(InferenceTooSlow, match="within 0.2 s"):
+    with pytest.raises(InferenceTooSlow, match=r"within 0\.2 s"):
         next(iter(first_token_within(_slow(0.6, closed), 0.2, "http://x")))
     # The pump thread stops reading (closing the HTTP response) once its first token arrives.
     assert closed.wait(5)
