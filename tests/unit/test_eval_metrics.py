@@ -113,11 +113,7 @@ def _hit(path: str) -> Hit:
     return Hit(path, "doc", "v1", path, None, None, 0.5, "text")
 
 
-class _Abstaining(Answer):
-    abstained: bool = True
-
-
-def test_run_gold_checks_answers_case_blind_and_reads_abstention_only_when_flagged() -> None:
+def test_run_gold_checks_answers_case_blind_and_counts_abstentions() -> None:
     gold = [
         GoldQuestion("Where?", "docs/a.txt", "The Kestrel  Server"),
         GoldQuestion("What?", "b.txt", "nowhere"),
@@ -137,9 +133,11 @@ def test_run_gold_checks_answers_case_blind_and_reads_abstention_only_when_flagg
     measured = run.metrics()
     assert measured["mrr"] == pytest.approx((0.5 + 1 + 0) / 3)
     assert measured["answer_contains"] == 0.5
-    assert measured["abstention"] is None
+    assert measured["abstention"] == 0.0  # every answer came from the model
     assert measured["answer_p95_ms"] is not None
 
-    flagged = run_gold(gold, "dense", search, lambda question: _Abstaining(question, "-"))
+    flagged = run_gold(
+        gold, "dense", search, lambda question: Answer(question, "-", abstained=True)
+    )
     assert flagged.metrics()["abstention"] == 1.0
     assert run_gold(gold, "dense", search).metrics()["answer_p50_ms"] is None
