@@ -22,7 +22,6 @@ import asyncio
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import httpx  # noqa: E402
+
+from appliance.evaluation.metrics import percentile  # noqa: E402
 
 QUESTIONS = [
     "What telephone extension is the incident bridge on?",
@@ -237,21 +238,16 @@ def prompts_for(settings: Any) -> dict[str, list[dict]]:
 # ---------------------------------------------------------------- the table
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 def row(samples: list[Sample], wall: float, count_tokens: Any) -> dict[str, float]:
     latencies = [sample.seconds for sample in samples]
     firsts = [sample.first_token_s for sample in samples if sample.first_token_s is not None]
     tokens = sum(count_tokens(sample.text) for sample in samples)
     return {
         "requests": len(samples),
-        "p50 s": statistics.median(latencies),
-        "p95 s": percentile(latencies, 0.95),
-        "ttft p50 s": statistics.median(firsts) if firsts else float("nan"),
-        "ttft p95 s": percentile(firsts, 0.95) if firsts else float("nan"),
+        "p50 s": percentile(latencies, 50),
+        "p95 s": percentile(latencies, 95),
+        "ttft p50 s": percentile(firsts, 50) if firsts else float("nan"),
+        "ttft p95 s": percentile(firsts, 95) if firsts else float("nan"),
         "tokens": tokens,
         "tokens/s": tokens / wall,
     }
