@@ -9,6 +9,7 @@ IPAddressAllow= is the kernel-level net under this one.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import socket
@@ -223,6 +224,24 @@ def silence_phone_home() -> None:
     """Turns off the known telemetry and hub lookups unless the environment already decided."""
     for name, value in PHONE_HOME_OFF.items():
         os.environ.setdefault(name, value)
+    decline_openvino_telemetry()
+
+
+def decline_openvino_telemetry() -> None:
+    """`import openvino` starts Intel's telemetry with consent assumed when no consent file
+    exists, writes a client id under ~/intel and posts to Google Analytics from a child
+    process (measured: www.google-analytics.com looked up while ingesting with the OpenVINO
+    embedder). Its only opt-outs are CI-like variables and a file in the user's home, so the
+    consent check is answered "declined" in this process instead: nothing is written or sent,
+    whatever the service user's home holds."""
+    if importlib.util.find_spec("openvino_telemetry") is None:
+        return
+    from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
+
+    def declined(self: OptInChecker, *args: object, **kwargs: object) -> ConsentCheckResult:
+        return ConsentCheckResult.DECLINED
+
+    OptInChecker.check = declined  # type: ignore[method-assign]
 
 
 def arm_from_settings(settings: Settings) -> EgressPolicy | None:

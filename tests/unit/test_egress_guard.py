@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import socket
@@ -13,7 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from appliance.egress import PHONE_HOME_OFF, EgressPolicy, arm_from_settings, guard, hook
+from appliance.egress import (
+    PHONE_HOME_OFF,
+    EgressPolicy,
+    arm_from_settings,
+    guard,
+    hook,
+    silence_phone_home,
+)
 from appliance.egress.policy import IPAddress, parse_ip
 from appliance.errors import EgressDenied
 from appliance.settings import Settings
@@ -243,3 +251,17 @@ def test_doctor_reports_the_guard(
     monkeypatch.setenv("APPLIANCE__EGRESS__GUARD", "false")
     result = CliRunner().invoke(app, ["doctor", "--egress"])
     assert result.exit_code == 1 and "OFF" in result.stdout
+
+
+def test_openvino_telemetry_is_declined_in_process(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`import openvino` sends usage data unless it finds CI=true or a consent file in $HOME."""
+    pytest.importorskip("openvino_telemetry")
+    # A fresh copy of the checker, as on a user's machine: no CI variable, no consent file.
+    checker = importlib.reload(importlib.import_module("openvino_telemetry.utils.opt_in_checker"))
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert checker.OptInChecker().check(False, True) is checker.ConsentCheckResult.NO_FILE
+    silence_phone_home()
+    assert checker.OptInChecker().check(False, True) is checker.ConsentCheckResult.DECLINED

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from appliance.components.embedding.sentence_transformers import SentenceTransformerEmbedder
+from appliance.egress.hook import decline_openvino_telemetry
 from appliance.settings.settings import EmbeddingSettings
 
 _PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16"}
@@ -37,6 +38,8 @@ class OpenVINOEmbedder(SentenceTransformerEmbedder):
     """
 
     def __init__(self, settings: EmbeddingSettings) -> None:
+        # Entry points have declined already; a script that builds the embedder directly must too.
+        decline_openvino_telemetry()
         import openvino
 
         if settings.device != "cpu":
