@@ -77,7 +77,9 @@ def _run_job(command: list[str], env: dict[str, str], log: Path, progress: Progr
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
-            cwd=REPO_ROOT,
+            # GPTQModel writes its per-layer logs into ./logs: keep them beside the job's log,
+            # not in the install folder (read-only under systemd) or the checkout.
+            cwd=log.parent,
         )
         assert process.stdout is not None
         while block := process.stdout.read1(1 << 16):
