@@ -362,7 +362,12 @@ def models_activate(
             errors.print("pass --force to activate it anyway (audited as forced)")
         raise typer.Exit(1)
     if not candidate_running:
-        _switch_to(settings, profile, manifest, version, as_json)
+        try:
+            _switch_to(settings, profile, manifest, version, as_json)
+        except InferenceStartFailed as error:
+            # A forced switch to a version that cannot start is on record too, with the reason.
+            _audit(settings, "model_activation_failed", {**payload, "error": str(error)})
+            raise
     registry.activate(profile.model, version, _local_user().user, forced=force)
     _audit(settings, "model_activated", payload)
     seconds = time.perf_counter() - started

@@ -13,11 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from appliance.audit import AuditLog
 from models.manifest import Manifest, ModelEntry, hash_folder
 from models.prepare import SMOLLM2_NAME
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port, settings_for
 
 APPLIANCE = str(ROOT / ".venv" / "bin" / "appliance")
+# Its own port: a developer's running vLLM on the default one must not answer for the stand-in.
+PORT = str(free_port())
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +41,7 @@ def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
         "APPLIANCE_DATA_DIR": str(home / "data"),
         "APPLIANCE_PROFILES": "embedded,test",
         "APPLIANCE__MODELS__DIR": str(home / "models"),
+        "APPLIANCE__INFERENCE__PORT": PORT,
     }
     return subprocess.run(
         [APPLIANCE, "models", *args], capture_output=True, text=True, env=environ, timeout=120
@@ -81,3 +85,23 @@ def test_the_active_version_is_not_activated_again(home: Path) -> None:
     assert result.returncode == 0
     assert "already the active version" in " ".join(result.stdout.split())
     assert not (home / "models" / "registry.json").exists()
+
+
+def test_a_forced_switch_to_a_version_vllm_cannot_load_fails_on_record(home: Path) -> None:
+    """vLLM really starts on the stand-in candidate (a config.json and nothing else) and exits;
+    the forced switch fails with vLLM's reason, nothing is left running, and the attempt is
+    audited with who made it."""
+    result = _cli(home, "activate", "candidate", "--force")
+    assert result.returncode != 0, result.stdout
+    assert "did not start" in _said(result) and "Traceback" not in result.stderr
+    settings = settings_for(
+        home / "data",
+        APPLIANCE_PROFILES="embedded,test",
+        APPLIANCE__MODELS__DIR=str(home / "models"),
+        APPLIANCE__INFERENCE__PORT=PORT,
+    )
+    (record,) = AuditLog.for_settings(settings).records(kind="model_activation_failed")
+    assert record.payload["version"] == "candidate" and record.payload["forced"] is True
+    assert "did not start" in record.payload["error"] and record.actor.startswith("local:")
+    assert not (home / "models" / "registry.json").exists()  # the active version is unchanged
+    assert not (home / "data" / "run" / "vllm.pid").exists()
