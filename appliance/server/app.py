@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -28,10 +32,19 @@ async def _appliance_error(request: Request, error: Exception) -> JSONResponse:
 
 
 def create_app(settings: Settings, components: Components | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The answer pipeline is synchronous: a streaming answer holds a worker thread while it
+        # waits for the model's next token. With anyio's default of 40 threads, 40 open streams
+        # would queue every new request, health checks included, behind them.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.server.threads
+        yield
+
     app = FastAPI(
         title="On-prem RAG appliance",
         description="Ask questions of internal documents; answers cite their sources.",
         version="0.1.0",
+        lifespan=lifespan,
     )
     app.state.components = components = components or Components(settings)
     # The guard is armed by the process's entry point (`appliance serve`); what it refuses while

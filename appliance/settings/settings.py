@@ -209,6 +209,9 @@ class AuthSettings(_Section):
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8080
+    # Worker threads for requests: each streaming answer holds one while the model generates,
+    # so this bounds the answers in flight (vLLM's own queue is the real limit behind it).
+    threads: int = Field(default=200, ge=8)
 
 
 class LoggingSettings(_Section):
