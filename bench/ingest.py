@@ -786,6 +786,11 @@ def main() -> None:
     parser.add_argument(
         "--explore", action="store_true", help="add the speed experiments' rows (slower)"
     )
+    parser.add_argument(
+        "--add",
+        default="",
+        help="add some experiments' rows, e.g. a/openvino-bf16-overlap (comma separated)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
     parser.add_argument("--step", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -800,6 +805,10 @@ def main() -> None:
     rows = dict(ROWS)
     if args.explore:
         rows |= EXPLORE
+    for step in filter(None, args.add.split(",")):
+        if step not in EXPLORE:
+            parser.error(f"--add: no experiment {step!r}; one of {', '.join(EXPLORE)}")
+        rows[step] = EXPLORE[step]
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     print(
         f"corpus: {len(files)} .txt files, {size:.1f} MB, from {args.corpus}; "
