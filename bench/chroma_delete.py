@@ -1,0 +1,117 @@
+"""What deleting a big document costs in Chroma's local store, by what is stored per chunk.
+
+    .venv/bin/python bench/chroma_delete.py
+
+One document of 10,890 chunks (the chunk count of the 7.5 MB text document in bench/ingest.py)
+beside 1,122 chunks of 40 others, random unit vectors, chunk texts cut from a real git manual
+(so the full-text index holds real trigrams), in a fresh PersistentClient per row. Rows: with
+and without chunk texts in Chroma's `documents`, and with the metadata this appliance writes
+today (llama-index's flat node: about a dozen keys, `_node_content` among them) or only what the
+access filter needs (doc_id, collection, groups). Prints the ids lookup and the delete by id.
+It answers one question: how much of the issue's 2 s target is reachable by storing less in
+Chroma, before changing the store's format.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import chromadb
+import numpy as np
+from chromadb.config import Settings
+
+BIG, OTHERS = 10_890, 1_122
+MANUAL = Path("/usr/share/doc/git/html/git-rebase.txt")
+NODE = json.dumps(
+    {
+        "id_": "d:v:0",
+        "metadata": {"doc_id": "d", "path": "/srv/docs/big.txt", "page": None},
+        "relationships": {"1": {"node_id": "d", "node_type": "4", "metadata": {}}},
+        "excluded_embed_metadata_keys": ["doc_id", "version", "path", "collection"],
+    }
+)
+
+
+def full(doc_id: str, n: int) -> dict[str, Any]:
+    return {
+        "doc_id": doc_id,
+        "version": "v1",
+        "chunk_index": n,
+        "path": f"/srv/docs/{doc_id}.txt",
+        "file_type": "txt",
+        "collection": "eng",
+        "section": "DESCRIPTION",
+        "_node_content": NODE,
+        "_node_type": "TextNode",
+        "document_id": doc_id,
+        "ref_doc_id": doc_id,
+        "groups": ["eng", "everyone"],
+    }
+
+
+def minimal(doc_id: str, n: int) -> dict[str, Any]:
+    return {"doc_id": doc_id, "collection": "eng", "groups": ["eng", "everyone"]}
+
+
+def texts(count: int) -> list[str]:
+    words = (MANUAL.read_text() if MANUAL.is_file() else "lorem ipsum dolor " * 5000).split()
+    span = len(words) - 200
+    return [" ".join(words[(i * 97) % span : (i * 97) % span + 180]) for i in range(count)]
+
+
+def row(with_texts: bool, metadata: Any) -> tuple[float, float, float]:
+    total = BIG + OTHERS
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((total, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    doc_ids = ["big"] * BIG + [f"other{i % 40}" for i in range(OTHERS)]
+    ids = [f"{doc_id}:v1:{n}" for n, doc_id in enumerate(doc_ids)]
+    chunk_texts = texts(total)
+    client = chromadb.PersistentClient(
+        tempfile.mkdtemp(prefix="bench-chroma-"), settings=Settings(anonymized_telemetry=False)
+    )
+    collection = client.create_collection("chunks", metadata={"hnsw:space": "cosine"})
+    batch = client.get_max_batch_size()
+    started = time.perf_counter()
+    for start in range(0, total, batch):
+        part = slice(start, start + batch)
+        collection.upsert(
+            ids=ids[part],
+            embeddings=vectors[part],
+            metadatas=[metadata(doc_ids[n], n) for n in range(start, min(total, start + batch))],
+            documents=chunk_texts[part] if with_texts else None,
+        )
+    upsert_s = time.perf_counter() - started
+    started = time.perf_counter()
+    found = collection.get(where={"doc_id": "big"}, include=[])["ids"]
+    lookup_s = time.perf_counter() - started
+    started = time.perf_counter()
+    for start in range(0, len(found), batch):
+        collection.delete(ids=found[start : start + batch])
+    delete_s = time.perf_counter() - started
+    assert collection.count() == OTHERS
+    return upsert_s, lookup_s, delete_s
+
+
+def main() -> None:
+    print(
+        f"| chunk texts in Chroma | metadata | upsert of {BIG + OTHERS} chunks, s "
+        f"| ids lookup, s | delete of {BIG}, s |"
+    )
+    print("| --- | --- | ---: | ---: | ---: |")
+    for with_texts in (True, False):
+        for name, metadata in (("as written today", full), ("access filter only", minimal)):
+            upsert_s, lookup_s, delete_s = row(with_texts, metadata)
+            print(
+                f"| {'yes' if with_texts else 'no'} | {name} | {upsert_s:.1f} | {lookup_s:.2f} "
+                f"| {delete_s:.2f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
