@@ -157,8 +157,8 @@ def main() -> None:
         rows[candidate] = {}
         for users in (1, 8):
             rows[candidate][f"tps_{users}"] = tokens_per_s(url, served, users, args.requests)
-        cli(env, "models", "stop")
     finally:
+        # Also when a step failed: vLLM must not outlive the bench.
         subprocess.run([APPLIANCE, "models", "stop"], env=env, capture_output=True)
 
     verdict = gate["gate"]
