@@ -225,6 +225,15 @@ class JobStore:
             ).fetchall()
         return Job(*row, files=[JobFile(*item) for item in files])
 
+    def created_at(self, job_id: str) -> float:
+        with self._db.transaction() as connection:
+            row = connection.execute(
+                text("SELECT created_at FROM jobs WHERE job_id=:job_id"), {"job_id": job_id}
+            ).fetchone()
+        if row is None:
+            raise KeyError(f"no job {job_id}")
+        return float(row[0])
+
     def submitter(self, job_id: str) -> str:
         with self._db.transaction() as connection:
             row = connection.execute(

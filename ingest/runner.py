@@ -98,7 +98,8 @@ class JobFilesRun:
             # neighbours' attempts with it.
             self.flush()
         try:
-            ready = self._service.prepare(Path(item.path))
+            since = self._jobs.created_at(self._job_id) if retried else None
+            ready = self._service.prepare(Path(item.path), indexed_since=since)
         except Exception as error:  # an unexpected failure ends this file, not the job or worker
             self._internal_error(n, item.path, error)
             return

@@ -192,13 +192,18 @@ class IngestService:
         ready = self.prepare(path)
         return ready if isinstance(ready, FileOutcome) else self.write([ready])[0]
 
-    def prepare(self, path: Path) -> FileOutcome | ReadyFile:
+    def prepare(self, path: Path, indexed_since: float | None = None) -> FileOutcome | ReadyFile:
         """Checks, parses and chunks one file: its chunks, ready to embed, or its outcome
-        (failed, unchanged) when there is nothing to embed."""
+        (failed, unchanged) when there is nothing to embed.
+
+        `indexed_since` is when the job began, for a file tried before: if the catalog shows
+        the same version written since then, this job did index it (an attempt whose worker
+        died before recording it, or a task Redis delivered twice), so it reports "indexed".
+        """
         doc_id = document_id(path)
         access = self.access_for(doc_id, path)
         try:
-            return self._prepare(path, access)
+            return self._prepare(path, access, indexed_since)
         except DocumentRejected as error:
             return self._failed(path, doc_id, access, error.message)
 
@@ -206,7 +211,9 @@ class IngestService:
         self._catalog.mark_failed(doc_id, str(path.resolve()), error, access)
         return FileOutcome(str(path), "failed", error=error, doc_id=doc_id, groups=access.groups)
 
-    def _prepare(self, path: Path, access: DocumentAccess) -> FileOutcome | ReadyFile:
+    def _prepare(
+        self, path: Path, access: DocumentAccess, indexed_since: float | None
+    ) -> FileOutcome | ReadyFile:
         if not path.is_file():
             raise DocumentUnreadable(f"{path}: no such file")
         parse = parser_for(path)
@@ -227,9 +234,11 @@ class IngestService:
             and known.version == source.version
             and known.access == access
         ):
+            by_this_job = indexed_since is not None and known.updated_at >= indexed_since
             return FileOutcome(
-                str(path), "unchanged", doc_id=source.doc_id, version=source.version,
-                groups=access.groups,
+                str(path), "indexed" if by_this_job else "unchanged",
+                chunks=known.chunks if by_this_job else 0, doc_id=source.doc_id,
+                version=source.version, groups=access.groups,
             )  # fmt: skip
 
         try:

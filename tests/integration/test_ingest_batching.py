@@ -104,6 +104,33 @@ def test_a_job_claims_each_file_in_turn_and_a_retried_file_goes_alone(
         assert len(store.chunk_ids(item.doc_id)) == item.chunks
 
 
+def test_a_task_delivered_twice_still_reports_what_this_job_indexed(
+    settings: Settings, embedder: Embedder, corpus: Path
+) -> None:
+    # Redis hands a task to a second worker when the first holds it past the visibility
+    # timeout, so both run the same files. The second finds the catalog already written by the
+    # first: for this job those files were indexed, not unchanged, whoever records last.
+    service, _ = build(settings, embedder)
+    jobs = JobStore.for_settings(settings)
+    older = service.ingest([corpus / "onboarding.md"]).outcomes[0]  # an earlier job's work
+    files = [corpus / "onboarding.md", corpus / "vpn-policy.txt", corpus / "deploy-runbook.html"]
+    job_id = jobs.create("paths", [JobItem(str(path)) for path in files], None, "test")
+    for n in range(3):
+        jobs.start(job_id, n, "slow-worker")  # the first delivery claims them ...
+    written = service.ingest(files[1:]).outcomes  # ... and writes two before it records them
+
+    run_job_files(jobs, service, job_id, [0, 1, 2], "w2", max_attempts=3)
+    by_second = jobs.get(job_id)
+    for n, outcome in enumerate(written, start=1):  # the first delivery records too
+        jobs.finish(job_id, n, outcome.status, outcome.chunks, None, outcome.doc_id)
+
+    expected = [("unchanged", 0)] + [("indexed", outcome.chunks) for outcome in written]
+    for job in (by_second, jobs.get(job_id)):  # the second recorded last, then the first
+        assert [(item.status, item.chunks) for item in job.files] == expected
+        assert build_chunk_store(settings).count() == older.chunks + job.chunks_written
+    assert all(outcome.chunks > 0 for outcome in [older, *written])
+
+
 def chunks_of(doc_id: str, version: str, count: int) -> list[Chunk]:
     return [
         Chunk(
