@@ -602,9 +602,19 @@ def run_delete(files: list[Path], work: Path) -> dict[str, Any]:
     started = time.perf_counter()
     store.upsert(chunks, vectors.tolist())
     upsert_s = time.perf_counter() - started
+    # When the purge begins the document is hidden from every search: what a reader sees.
+    purge, purge_started = store._delete_ids, []
+
+    def timed_purge(ids: list[str]) -> None:
+        purge_started.append(time.perf_counter())
+        purge(ids)
+
+    store._delete_ids = timed_purge  # type: ignore[method-assign]
     started = time.perf_counter()
     store.delete_document(source.doc_id)
     delete_s = time.perf_counter() - started
+    hidden_s = purge_started[0] - started
+    store._delete_ids = purge  # type: ignore[method-assign]
     left, count_after = len(store.chunk_ids(source.doc_id)), store.count()
     # The same chunks again, deleted the way the store did before: one `where` filter.
     store.upsert(chunks, vectors.tolist())
@@ -623,6 +633,7 @@ def run_delete(files: list[Path], work: Path) -> dict[str, Any]:
         "corpus_chunks": before,
         "upsert_s": upsert_s,
         "delete_s": delete_s,
+        "hidden_s": hidden_s,
         "delete_where_s": delete_where_s,
         "bm25_rebuild_s": bm25_rebuild_s,
         "left": left,
@@ -769,11 +780,13 @@ def print_delete(result: dict[str, Any]) -> None:
         f"\ndelete: one {result['bytes'] / 2**20:.1f} MB text document, {result['chunks']} chunks "
         f"(paragraphs through our Chunker; random unit vectors upserted with "
         f"ChromaChunkStore.upsert in {result['upsert_s']:.1f} s, beside the corpus's "
-        f"{result['corpus_chunks']} chunks): ChromaChunkStore.delete_document (by id) took "
-        f"{result['delete_s']:.2f} s ({verdict} the 2 s target); {result['left']} of its chunks "
-        f"left, collection back to {result['count_after']}. The same chunks deleted by one "
-        f"`where` filter (the store's way before): {result['delete_where_s']:.2f} s. The first "
-        f"BM25 search after it rebuilds the lexical index in {result['bm25_rebuild_s']:.2f} s."
+        f"{result['corpus_chunks']} chunks): hidden from every search after "
+        f"{result['hidden_s'] * 1000:.0f} ms; ChromaChunkStore.delete_document (hide, purge by "
+        f"id) took {result['delete_s']:.2f} s ({verdict} the 2 s target); {result['left']} of "
+        f"its chunks left, collection back to {result['count_after']}. The same chunks deleted "
+        f"by one `where` filter (the store's way before): {result['delete_where_s']:.2f} s. The "
+        f"first BM25 search after it rebuilds the lexical index in "
+        f"{result['bm25_rebuild_s']:.2f} s."
     )
 
 

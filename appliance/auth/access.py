@@ -23,13 +23,20 @@ def access_for_path(settings: AccessSettings, path: Path) -> DocumentAccess:
     return DocumentAccess(tuple(settings.default_groups), settings.default_collection)
 
 
-def search_filter(principal: Principal, collections: list[str] | None = None) -> dict[str, Any]:
-    """A Chroma `where` clause, so the search itself only sees chunks the principal may read.
+def search_filter(
+    principal: Principal,
+    collections: list[str] | None = None,
+    hidden: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """A Chroma `where` clause, so the search itself only sees chunks the principal may read
+    (and none of the `hidden` documents, which are being deleted).
 
     Filtering afterwards would return fewer than k results and leak counts; this keeps top-k k.
     A principal without groups matches a group name no document can have, so it reads nothing.
     """
     clauses: list[dict[str, Any]] = []
+    if hidden:
+        clauses.append({"doc_id": {"$nin": sorted(hidden)}})
     if not principal.all_groups:
         groups = sorted(principal.groups) or ["\x00no-group"]
         matches = [{"groups": {"$contains": group}} for group in groups]
@@ -41,8 +48,15 @@ def search_filter(principal: Principal, collections: list[str] | None = None) ->
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
-def readable(principal: Principal, collections: list[str] | None, metadata: dict[str, Any]) -> bool:
+def readable(
+    principal: Principal,
+    collections: list[str] | None,
+    metadata: dict[str, Any],
+    hidden: frozenset[str] = frozenset(),
+) -> bool:
     """The same test as `search_filter`, for a chunk's metadata (the lexical index's mask)."""
+    if hidden and metadata.get("doc_id") in hidden:
+        return False
     if collections and metadata.get("collection") not in collections:
         return False
     return principal.may_read(metadata.get("groups") or ())

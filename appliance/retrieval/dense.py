@@ -61,6 +61,7 @@ def to_hit(result: NodeWithScore) -> Hit:
 
 class DenseRetriever:
     def __init__(self, store: ChromaChunkStore, embedder: Embedder) -> None:
+        self._store = store
         self._index = VectorStoreIndex.from_vector_store(
             store.as_llama_index(), embed_model=_EmbedderAdapter(embedder)
         )
@@ -73,7 +74,7 @@ class DenseRetriever:
         collections: list[str] | None = None,
     ) -> list[Hit]:
         # The filter goes into Chroma's own query, so the k results are k readable ones.
-        where = search_filter(principal, collections)
+        where = search_filter(principal, collections, self._store.hidden())
         kwargs = {"vector_store_kwargs": {"where": where}} if where else {}
         retriever = self._index.as_retriever(similarity_top_k=top_k, **kwargs)
         hits = [to_hit(result) for result in retriever.retrieve(question)]

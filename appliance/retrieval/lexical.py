@@ -17,7 +17,7 @@ import Stemmer
 
 from appliance.auth.access import readable
 from appliance.auth.principal import Principal
-from appliance.components.vector_store.chroma import ChromaChunkStore
+from appliance.components.vector_store.chroma import ChromaChunkStore, StoreState
 from appliance.domain import Hit
 
 _STEMMER = Stemmer.Stemmer("english")
@@ -30,6 +30,7 @@ def _tokens(texts: list[str]) -> Any:
 @dataclass(frozen=True)
 class _Built:
     generation: str
+    hidden: frozenset[str]  # documents being purged: in the index still, masked out
     ids: list[str]
     texts: list[str]
     metadatas: list[dict[str, Any]]
@@ -43,19 +44,19 @@ class LexicalIndex:
         self._built: _Built | None = None
 
     def _current(self) -> _Built:
-        generation = self._store.generation()
+        state = self._store.state()
         with self._lock:
-            if self._built is None or self._built.generation != generation:
-                self._built = self._build(generation)
+            if self._built is None or self._built.generation != state.generation:
+                self._built = self._build(state)
             return self._built
 
-    def _build(self, generation: str) -> _Built:
+    def _build(self, state: StoreState) -> _Built:
         ids, texts, metadatas = self._store.all_chunks()
         index = None
         if ids:
             index = bm25s.BM25()
             index.index(_tokens(texts), show_progress=False)
-        return _Built(generation, ids, texts, metadatas, index)
+        return _Built(state.generation, state.hidden, ids, texts, metadatas, index)
 
     def search(
         self, question: str, top_k: int, principal: Principal, collections: list[str] | None
@@ -65,7 +66,10 @@ class LexicalIndex:
         if built.index is None:
             return []
         mask = np.array(
-            [readable(principal, collections, metadata) for metadata in built.metadatas],
+            [
+                readable(principal, collections, metadata, built.hidden)
+                for metadata in built.metadatas
+            ],
             dtype=np.float32,
         )
         if not mask.any():

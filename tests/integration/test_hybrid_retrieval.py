@@ -11,6 +11,7 @@ from appliance.retrieval import build_retriever
 from appliance.retrieval.hybrid import reciprocal_rank_fusion
 from appliance.settings import Settings
 from appliance.settings.settings import RetrievalSettings
+from ingest.catalog import Catalog
 from ingest.service import IngestService
 from tests.access import (
     ENG_MARKER,
@@ -84,3 +85,39 @@ def test_the_lexical_index_follows_ingestion_and_deletion(
     assert "BLIMP" in bm25.retrieve("BLIMP", 3, ENG_READER)[0].text
     service.delete(str(note))
     assert bm25.retrieve("BLIMP", 3, ENG_READER) == []
+
+
+def test_a_document_being_purged_is_in_no_search_and_top_k_stays_full(
+    tmp_path: Path, settings: Settings, embedder
+) -> None:
+    components, _, eng = _world(tmp_path, settings, embedder)
+    store = components.chunk_store
+    doomed = eng / "eng-0.txt"  # the only text with ENG_MARKER
+    service = IngestService.for_components(components)
+    doc_id = Catalog.for_settings(components.settings).find_by_path(str(doomed.resolve())).doc_id
+    retrievers = {mode: _retriever(components, mode) for mode in ("dense", "bm25", "hybrid")}
+    for mode in ("bm25", "hybrid"):
+        assert retrievers[mode].retrieve(ENG_MARKER, 1, ENG_READER)[0].doc_id == doc_id
+    seen_mid_purge: dict[str, list[str]] = {}
+    purge = store._delete_ids
+
+    def searched_first(ids: list[str]) -> None:
+        # The chunks are all still in Chroma here: only the hiding keeps them out.
+        assert len(store.chunk_ids(doc_id)) == len(ids) > 0
+        for mode, retriever in retrievers.items():
+            hits = retriever.retrieve(f"{ENG_MARKER} build cache", len(ENG_TEXTS) - 1, ENG_READER)
+            seen_mid_purge[mode] = [hit.doc_id for hit in hits]
+        seen_mid_purge["context"] = [c["chunk_id"] for c in store.document_chunks(doc_id)]
+        purge(ids)
+
+    store._delete_ids = searched_first  # type: ignore[method-assign]
+    service.delete(str(doomed))
+
+    assert seen_mid_purge["context"] == []
+    for mode in ("dense", "bm25", "hybrid"):
+        assert doc_id not in seen_mid_purge[mode], mode
+    # The other eng documents still fill k (bm25 finds only those sharing a word).
+    assert len(seen_mid_purge["dense"]) == len(seen_mid_purge["hybrid"]) == len(ENG_TEXTS) - 1
+    assert store.chunk_ids(doc_id) == [] and store.hidden() == frozenset()
+    after = retrievers["hybrid"].retrieve(ENG_MARKER, 3, ENG_READER)
+    assert after and all(hit.doc_id != doc_id for hit in after)

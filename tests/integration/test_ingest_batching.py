@@ -173,3 +173,29 @@ def test_deleting_a_document_removes_all_its_chunks_and_only_them(settings: Sett
 
     assert store.chunk_ids("big") == []
     assert sorted(stored_ids(settings)) == ["other:v1:0", "other:v1:1", "other:v1:2"]
+
+
+def test_a_purge_cut_short_stays_hidden_until_done_again_or_written_anew(
+    settings: Settings,
+) -> None:
+    store: ChromaChunkStore = build_chunk_store(settings)
+    store.upsert(chunks_of("doc", "v1", 3), [[1.0, float(n)] for n in range(3)])
+
+    def crash(ids: object) -> None:
+        raise RuntimeError("the worker died mid-purge")
+
+    purge, store._delete_ids = store._delete_ids, crash  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        store.delete_document("doc")
+    assert store.hidden() == {"doc"} and len(store.chunk_ids("doc")) == 3
+    assert store.document_chunks("doc") == []
+    store._delete_ids = purge  # type: ignore[method-assign]
+
+    store.delete_document("doc")  # the delete, delivered again
+    assert store.hidden() == frozenset() and store.chunk_ids("doc") == []
+    with pytest.raises(RuntimeError):
+        store._delete_ids = crash  # type: ignore[method-assign]
+        store.upsert(chunks_of("doc", "v2", 2), [[1.0, float(n)] for n in range(2)])
+        store.delete_document("doc")
+    store.upsert(chunks_of("doc", "v2", 2), [[1.0, float(n)] for n in range(2)])
+    assert store.hidden() == frozenset() and len(store.document_chunks("doc")) == 2

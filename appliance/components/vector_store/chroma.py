@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,9 @@ from appliance.errors import VectorStoreUnavailable
 _CLIENT_SETTINGS = ChromaClientSettings(anonymized_telemetry=False, allow_reset=False)
 # Chroma caps one write; stay well under it so big documents go in several calls.
 _WRITE_BATCH = 1000
+# State records beside the chunks: the generation token, and one per document being purged.
+_GENERATION = "generation"
+_HIDDEN = "hidden:"
 
 
 def embedded_client(path: Path) -> chromadb.ClientAPI:
@@ -63,6 +67,15 @@ def chunk_metadata(chunk: Chunk) -> dict[str, Any]:
     return flat
 
 
+@dataclass(frozen=True)
+class StoreState:
+    """What every node reads before it searches: whether its lexical index is stale, and the
+    documents no search may return (being purged)."""
+
+    generation: str
+    hidden: frozenset[str]
+
+
 class ChromaChunkStore:
     def __init__(self, client: chromadb.ClientAPI, collection: str) -> None:
         self._client = client
@@ -76,13 +89,26 @@ class ChromaChunkStore:
 
     def _changed(self) -> None:
         self._state.upsert(
-            ids=["generation"], embeddings=[[0.0]], metadatas=[{"token": uuid.uuid4().hex}]
+            ids=[_GENERATION], embeddings=[[0.0]], metadatas=[{"token": uuid.uuid4().hex}]
         )
 
+    def state(self) -> StoreState:
+        """One read of the few state records (the generation and the hidden documents)."""
+        found = self._state.get(include=["metadatas"])
+        generation = ""
+        hidden = []
+        for record_id, metadata in zip(found["ids"], found["metadatas"] or [], strict=True):
+            if record_id == _GENERATION:
+                generation = str(metadata["token"])
+            elif record_id.startswith(_HIDDEN):
+                hidden.append(record_id.removeprefix(_HIDDEN))
+        return StoreState(generation, frozenset(hidden))
+
     def generation(self) -> str:
-        found = self._state.get(ids=["generation"], include=["metadatas"])
-        metadatas = found["metadatas"] or []
-        return str(metadatas[0]["token"]) if metadatas else ""
+        return self.state().generation
+
+    def hidden(self) -> frozenset[str]:
+        return self.state().hidden
 
     def all_chunks(self) -> tuple[list[str], list[str], list[dict[str, Any]]]:
         """Every chunk's id, text and metadata: what the lexical index is built from."""
@@ -117,6 +143,8 @@ class ChromaChunkStore:
                 documents=[chunk.text for chunk in batch],
                 metadatas=[chunk_metadata(chunk) for chunk in batch],
             )
+        # A document written again is visible again, even if a purge of it never finished.
+        self._state.delete(ids=sorted({_HIDDEN + chunk.doc_id for chunk in chunks}))
         self._changed()
 
     def chunk_ids(self, doc_id: str) -> list[str]:
@@ -124,6 +152,8 @@ class ChromaChunkStore:
 
     def document_chunks(self, doc_id: str) -> list[dict[str, Any]]:
         """A document's indexed passages in order, for showing a citation in its context."""
+        if doc_id in self.hidden():
+            return []
         found = self._collection.get(where={"doc_id": doc_id}, include=["documents", "metadatas"])
         chunks = [
             {
@@ -147,7 +177,18 @@ class ChromaChunkStore:
             self._collection.delete(ids=list(ids[start : start + size]))
 
     def delete_document(self, doc_id: str) -> None:
+        """Hides the document from every search at once, then purges its chunks.
+
+        The purge of a big document takes seconds (Chroma's full-text index of the texts is
+        half of it, bench/chroma_delete.py); hidden first, no reader sees it at all, rather
+        than part of it, meanwhile. A purge cut short by a crash leaves it hidden until the
+        delete is done again (its task is delivered again) or the document is written anew.
+        """
+        marker = _HIDDEN + doc_id
+        self._state.upsert(ids=[marker], embeddings=[[0.0]], metadatas=[{"doc_id": doc_id}])
+        self._changed()
         self._delete_ids(self.chunk_ids(doc_id))
+        self._state.delete(ids=[marker])
         self._changed()
 
     def delete_other_versions(self, keep: Mapping[str, str]) -> int:
