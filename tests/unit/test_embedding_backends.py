@@ -81,3 +81,23 @@ def test_auto_picks_openvino_bf16_only_where_the_cpu_computes_bf16() -> None:
 def test_auto_leaves_explicit_choices_alone() -> None:
     chosen = EmbeddingSettings(backend="torch", precision="fp32")
     assert resolve(chosen, frozenset({"avx512_bf16"}), openvino_installed=True) == chosen
+
+
+def test_a_question_asked_again_is_embedded_once(
+    torch_fp32: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[list[str]] = []
+    embed = torch_fp32.embed_documents
+
+    def counted(texts: list[str]) -> list[list[float]]:
+        calls.append(texts)
+        return embed(texts)
+
+    monkeypatch.setattr(torch_fp32, "embed_documents", counted)
+    first = torch_fp32.embed_query("Which port does the build cache listen on?")
+    first.append(0.0)  # a caller's change to its copy does not reach the cache
+    again = torch_fp32.embed_query("Which port does the build cache listen on?")
+    other = torch_fp32.embed_query("Who approves a release?")
+    assert calls == [["Which port does the build cache listen on?"], ["Who approves a release?"]]
+    assert len(again) == len(other) == torch_fp32.dimension
+    assert np.allclose(again, embed(["Which port does the build cache listen on?"])[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from contextlib import AbstractContextManager, nullcontext
@@ -47,6 +48,9 @@ class SentenceTransformerEmbedder:
         self._tokenizer = self._model.tokenizer
         self.name = model_dir.name if model_dir.name != "model" else settings.model
         self.dimension = int(self._model.get_embedding_dimension())
+        # Hybrid retrieval needs a question's vector twice (the dense search, then the cosines of
+        # lexical-only hits): the second costs nothing. Per instance, so it goes with it.
+        self._query_vector = functools.lru_cache(maxsize=256)(self._embed_one)
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -81,5 +85,8 @@ class SentenceTransformerEmbedder:
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors.tolist()
 
+    def _embed_one(self, text: str) -> tuple[float, ...]:
+        return tuple(self.embed_documents([text])[0])
+
     def embed_query(self, text: str) -> list[float]:
-        return self.embed_documents([text])[0]
+        return list(self._query_vector(text))
