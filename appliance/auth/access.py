@@ -48,15 +48,8 @@ def search_filter(
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
-def readable(
-    principal: Principal,
-    collections: list[str] | None,
-    metadata: dict[str, Any],
-    hidden: frozenset[str] = frozenset(),
-) -> bool:
+def readable(principal: Principal, collections: list[str] | None, metadata: dict[str, Any]) -> bool:
     """The same test as `search_filter`, for a chunk's metadata (the lexical index's mask)."""
-    if hidden and metadata.get("doc_id") in hidden:
-        return False
     if collections and metadata.get("collection") not in collections:
         return False
     return principal.may_read(metadata.get("groups") or ())

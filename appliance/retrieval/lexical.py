@@ -30,11 +30,34 @@ def _tokens(texts: list[str]) -> Any:
 @dataclass(frozen=True)
 class _Built:
     generation: str
-    hidden: frozenset[str]  # documents being purged: in the index still, masked out
     ids: list[str]
     texts: list[str]
     metadatas: list[dict[str, Any]]
     index: bm25s.BM25 | None
+    # The chunks' positions by who may read them (groups, collection): a handful of kinds, so
+    # a search tests each kind once instead of every chunk (over 100,000 chunks: 0.2 ms, where a
+    # Python loop took 19 ms of the API's core a question). Documents being purged are in none.
+    by_access: dict[tuple[tuple[str, ...], str], np.ndarray]
+
+    def mask(self, principal: Principal, collections: list[str] | None) -> np.ndarray:
+        """1.0 where the principal may read the chunk (in `collections`), else 0.0."""
+        mask = np.zeros(len(self.ids), dtype=np.float32)
+        for (groups, collection), positions in self.by_access.items():
+            if readable(principal, collections, {"groups": groups, "collection": collection}):
+                mask[positions] = 1.0
+        return mask
+
+
+def _by_access(
+    metadatas: list[dict[str, Any]], hidden: frozenset[str]
+) -> dict[tuple[tuple[str, ...], str], np.ndarray]:
+    positions: dict[tuple[tuple[str, ...], str], list[int]] = {}
+    for position, metadata in enumerate(metadatas):
+        if metadata.get("doc_id") in hidden:
+            continue
+        kind = (tuple(metadata.get("groups") or ()), str(metadata.get("collection") or ""))
+        positions.setdefault(kind, []).append(position)
+    return {kind: np.array(found, dtype=np.int64) for kind, found in positions.items()}
 
 
 class LexicalIndex:
@@ -56,7 +79,9 @@ class LexicalIndex:
         if ids:
             index = bm25s.BM25()
             index.index(_tokens(texts), show_progress=False)
-        return _Built(state.generation, state.hidden, ids, texts, metadatas, index)
+        return _Built(
+            state.generation, ids, texts, metadatas, index, _by_access(metadatas, state.hidden)
+        )
 
     def search(
         self, question: str, top_k: int, principal: Principal, collections: list[str] | None
@@ -65,13 +90,7 @@ class LexicalIndex:
         built = self._current()
         if built.index is None:
             return []
-        mask = np.array(
-            [
-                readable(principal, collections, metadata, built.hidden)
-                for metadata in built.metadatas
-            ],
-            dtype=np.float32,
-        )
+        mask = built.mask(principal, collections)
         if not mask.any():
             return []
         query = _tokens([question])
