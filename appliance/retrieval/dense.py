@@ -72,9 +72,12 @@ class DenseRetriever:
         top_k: int,
         principal: Principal,
         collections: list[str] | None = None,
+        hidden: frozenset[str] | None = None,
     ) -> list[Hit]:
         # The filter goes into Chroma's own query, so the k results are k readable ones.
-        where = search_filter(principal, collections, self._store.hidden())
+        # `hidden`: the documents being purged, when the caller has read the store's state.
+        hidden = self._store.hidden() if hidden is None else hidden
+        where = search_filter(principal, collections, hidden)
         kwargs = {"vector_store_kwargs": {"where": where}} if where else {}
         retriever = self._index.as_retriever(similarity_top_k=top_k, **kwargs)
         hits = [to_hit(result) for result in retriever.retrieve(question)]

@@ -76,8 +76,11 @@ class HybridRetriever:
         self, question: str, top_k: int, principal: Principal, collections: list[str] | None = None
     ) -> list[Hit]:
         n = max(self._candidates, top_k)
-        dense = self._dense.retrieve(question, n, principal, collections)
-        lexical = [hit for hit, _ in self._lexical.search(question, n, principal, collections)]
+        state = self._store.state()  # one read for both searches
+        dense = self._dense.retrieve(question, n, principal, collections, state.hidden)
+        lexical = [
+            hit for hit, _ in self._lexical.search(question, n, principal, collections, state)
+        ]
         by_id = {hit.chunk_id: hit for hit in lexical} | {hit.chunk_id: hit for hit in dense}
         fused = reciprocal_rank_fusion(
             [[hit.chunk_id for hit in dense], [hit.chunk_id for hit in lexical]], self._rrf_k

@@ -66,8 +66,8 @@ class LexicalIndex:
         self._lock = threading.Lock()
         self._built: _Built | None = None
 
-    def _current(self) -> _Built:
-        state = self._store.state()
+    def _current(self, state: StoreState | None = None) -> _Built:
+        state = state or self._store.state()
         with self._lock:
             if self._built is None or self._built.generation != state.generation:
                 self._built = self._build(state)
@@ -84,10 +84,16 @@ class LexicalIndex:
         )
 
     def search(
-        self, question: str, top_k: int, principal: Principal, collections: list[str] | None
+        self,
+        question: str,
+        top_k: int,
+        principal: Principal,
+        collections: list[str] | None,
+        state: StoreState | None = None,
     ) -> list[tuple[Hit, float]]:
-        """The best `top_k` readable chunks by BM25, with their BM25 scores, best first."""
-        built = self._current()
+        """The best `top_k` readable chunks by BM25, with their BM25 scores, best first
+        (`state`: the store's, when the caller has read it already)."""
+        built = self._current(state)
         if built.index is None:
             return []
         mask = built.mask(principal, collections)
