@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from appliance.components.embedding.coalesce import Coalescer
 from appliance.settings.settings import EmbeddingSettings
 
 # Belt and braces: even a mistyped model name must never turn into a hub download.
@@ -51,6 +52,7 @@ class SentenceTransformerEmbedder:
         # Hybrid retrieval needs a question's vector twice (the dense search, then the cosines of
         # lexical-only hits): the second costs nothing. Per instance, so it goes with it.
         self._query_vector = functools.lru_cache(maxsize=256)(self._embed_one)
+        self._together = Coalescer(lambda texts: self.embed_documents(texts))
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -86,7 +88,7 @@ class SentenceTransformerEmbedder:
         return vectors.tolist()
 
     def _embed_one(self, text: str) -> tuple[float, ...]:
-        return tuple(self.embed_documents([text])[0])
+        return tuple(self._together(text))
 
     def embed_query(self, text: str) -> list[float]:
         return list(self._query_vector(text))
