@@ -279,7 +279,7 @@ def running_site(site: Site) -> Iterator[str]:
             CLEAN_ENV,
             site.root,
             site.root / "redis.log",
-            lambda: _answers(f"http://127.0.0.1:{site.redis_port}", tcp_only=True),
+            lambda: _redis_answers(site.redis_port),
         )
         for unit, instance, ready in (
             (
@@ -296,14 +296,16 @@ def running_site(site: Site) -> Iterator[str]:
         yield url
 
 
-def _answers(url: str, tcp_only: bool = False) -> bool:
-    if tcp_only:
-        with (
-            contextlib.suppress(OSError),
-            socket.create_connection((httpx.URL(url).host, httpx.URL(url).port or 0), timeout=2),
-        ):
-            return True
+def _redis_answers(port: int) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis(port=port, socket_connect_timeout=2).ping())
+    except redis.ConnectionError:
         return False
+
+
+def _answers(url: str) -> bool:
     try:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
