@@ -225,21 +225,21 @@ class JobStore:
             ).fetchall()
         return Job(*row, files=[JobFile(*item) for item in files])
 
-    def created_at(self, job_id: str) -> float:
+    def _job_field(self, job_id: str, column: str) -> object | None:
         with self._db.transaction() as connection:
             row = connection.execute(
-                text("SELECT created_at FROM jobs WHERE job_id=:job_id"), {"job_id": job_id}
+                text(f"SELECT {column} FROM jobs WHERE job_id=:job_id"), {"job_id": job_id}
             ).fetchone()
-        if row is None:
+        return row[0] if row else None
+
+    def created_at(self, job_id: str) -> float:
+        created = self._job_field(job_id, "created_at")
+        if created is None:
             raise KeyError(f"no job {job_id}")
-        return float(row[0])
+        return float(created)  # type: ignore[arg-type]
 
     def submitter(self, job_id: str) -> str:
-        with self._db.transaction() as connection:
-            row = connection.execute(
-                text("SELECT submitted_by FROM jobs WHERE job_id=:job_id"), {"job_id": job_id}
-            ).fetchone()
-        return row[0] if row else ""
+        return str(self._job_field(job_id, "submitted_by") or "")
 
     def list(self, limit: int = 50) -> list[Job]:
         with self._db.transaction() as connection:
