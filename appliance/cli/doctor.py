@@ -14,9 +14,6 @@ from rich.table import Table
 
 from appliance.settings import Settings
 
-# Below this much free space in the data folder, ingestion and the audit log soon fail.
-MIN_FREE_BYTES = 2 * 2**30
-MIN_FREE_SHARE = 0.05
 _TIMEOUT_S = 3.0
 
 
@@ -298,14 +295,15 @@ def disk_check(settings: Settings) -> CheckReport:
         ("free", f"{usage.free / 2**30:.1f} GiB of {usage.total / 2**30:.1f} GiB ({share:.0%})"),
     ]
     summary = f"{usage.free / 2**30:.1f} GiB free ({share:.0%}) in {folder}"
-    if usage.free < MIN_FREE_BYTES or share < MIN_FREE_SHARE:
+    limits = settings.doctor
+    if usage.free < limits.min_free_gib * 2**30 or share < limits.min_free_share:
         return CheckReport(
             "disk",
             False,
             rows,
             summary=summary,
-            advice=f"free space under {folder} (at least {MIN_FREE_BYTES / 2**30:.0f} GiB and "
-            f"{MIN_FREE_SHARE:.0%}), e.g. `appliance audit purge` after an export, or move "
+            advice=f"free space under {folder} (at least {limits.min_free_gib:g} GiB and "
+            f"{limits.min_free_share:.0%}), e.g. `appliance audit purge` after an export, or move "
             "data_dir to a larger volume",
         )
     return CheckReport("disk", True, rows, summary=summary)

@@ -214,6 +214,13 @@ class ServerSettings(_Section):
     threads: int = Field(default=200, ge=8)
 
 
+class DoctorSettings(_Section):
+    # Below this much free space in the data folder, ingestion and the audit log soon fail:
+    # `appliance doctor` reports the disk as failed when either limit is crossed.
+    min_free_gib: float = Field(default=2.0, ge=0.0)
+    min_free_share: float = Field(default=0.05, ge=0.0, le=1.0)
+
+
 class LoggingSettings(_Section):
     """How the API and workers log: to stderr, which journald or Docker collects."""
 
@@ -292,6 +299,7 @@ class Settings(_Section):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     egress: EgressSettings = Field(default_factory=EgressSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    doctor: DoctorSettings = Field(default_factory=DoctorSettings)
     connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)

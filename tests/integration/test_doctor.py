@@ -66,6 +66,22 @@ def test_a_tampered_audit_log_fails_its_check(node: Path) -> None:
     assert "appliance audit verify" in audit["advice"]
 
 
+@pytest.mark.parametrize(
+    ("limit", "value", "named"),
+    [("MIN_FREE_GIB", "1000000", "at least 1e+06 GiB"), ("MIN_FREE_SHARE", "1", "and 100%")],
+)
+def test_a_data_folder_short_of_either_disk_limit_fails_with_advice(
+    node: Path, monkeypatch: pytest.MonkeyPatch, limit: str, value: str, named: str
+) -> None:
+    # The test profile sets both limits to 0 (a shared CI disk's free space is not the subject
+    # of the other doctor tests); here one limit is raised past what any real disk has free.
+    monkeypatch.setenv(f"APPLIANCE__DOCTOR__{limit}", value)
+    _, reports = doctor()
+    disk = reports["disk"]
+    assert disk["state"] == "FAIL" and "GiB free" in disk["summary"]
+    assert named in disk["advice"] and "data_dir to a larger volume" in disk["advice"]
+
+
 def test_settings_that_do_not_load_are_one_failed_row(
     node: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
