@@ -18,6 +18,7 @@ from appliance.bundle.wheelhouse import (
     Environment,
     build_own_wheel,
     pins_from_lock,
+    wheel_version,
     wheelhouse,
     wheels_in,
 )
@@ -28,8 +29,8 @@ INSTALLER = Path(__file__).with_name("install.sh")
 # the CPU torch and break transformers and vLLM when present; scripts/setup.sh removes them too.
 CUDA_ONLY = frozenset({"torchvision", "torchaudio", "torchcodec"})
 # The tools environment: uv, which install.sh installs with (several times faster than pip on
-# 2 cores, and an upgrade links the packages it shares with the installed release from uv's
-# cache), and ansible-core with what it needs, so an air-gapped host can run the playbook.
+# 2 cores, and an upgrade hard-links the packages it shares with the installed release from
+# uv's cache), and ansible-core with what it needs, so an air-gapped host can run the playbook.
 UV_PIN = "uv==0.13.8"
 ANSIBLE = {
     "ansible-core",
@@ -208,7 +209,7 @@ def build_bundle(options: BuildOptions, step: Step = lambda _: None) -> BuiltBun
         requirements = generated / "requirements"
         requirements.mkdir()
         (requirements / "appliance.txt").write_text(
-            "\n".join([*pins, f"onprem-rag-appliance=={version}"]) + "\n"
+            "\n".join([*pins, f"onprem-rag-appliance=={wheel_version(own)}"]) + "\n"
         )
 
         inference_pins = pins_from_lock(root / "requirements/inference.lock", CUDA_ONLY)

@@ -4,7 +4,8 @@
 # It checks every file against MANIFEST.sha256 first, then builds the venv and marks it complete;
 # a half-built venv from an interrupted run is removed and built again.
 # Environment: APPLIANCE_PYTHON (python3.11), UV_CACHE_DIR (keep it on the same file system as
-# the venvs: the next release's install then links unchanged packages instead of unpacking them),
+# the venvs: the next release's install then hard-links the packages it shares with this one
+# instead of unpacking them again, about 3 GB for the appliance's environment),
 # APPLIANCE_COMPILE_BYTECODE=0 to skip compiling .pyc files (the units run with a read-only /opt,
 # so Python could not cache them later).
 set -euo pipefail
@@ -49,11 +50,22 @@ export UV_OFFLINE=1 UV_NO_CONFIG=1 UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1
 compile=()
 [ "${APPLIANCE_COMPILE_BYTECODE:-1}" = 1 ] && compile=(--compile-bytecode)
 
+# uv's cache keys wheels by the folder they were found in, so every release's wheels are read
+# through one unchanging path beside the cache, or no release would share a package with the
+# last. A wheel's name is enough to identify it: third-party wheels are pinned releases, and the
+# appliance's own wheel carries its sources' hash in its version.
+find_links="$wheels"
+if [ -n "${UV_CACHE_DIR:-}" ]; then
+    find_links="$(dirname "$UV_CACHE_DIR")/wheelhouse-$kind"
+    mkdir -p "$(dirname "$find_links")"
+    ln -sfn "$wheels" "$find_links"
+fi
+
 rm -rf "$target"
 "$uv" venv -q --python "$python" "$target"
 # --no-deps: the requirements file is the complete, pinned environment, resolved when the
 # bundle was built; what it leaves out on purpose (the CUDA-only torchvision) stays out.
-"$uv" pip install -q --offline --no-index --no-deps --find-links "$wheels" \
+"$uv" pip install -q --offline --no-index --no-deps --find-links "$find_links" \
     --python "$target/bin/python" "${compile[@]}" -r "$requirements"
 cp "$requirements" "$target/.installed"
 echo "installed $kind into $target from $wheels ($(ls "$wheels" | wc -l) wheels, no network)"

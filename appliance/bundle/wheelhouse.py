@@ -96,10 +96,22 @@ def wheels_in(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.whl"))
 
 
+def sources_digest(folder: Path) -> str:
+    """A hash of every file's path and bytes under `folder`."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 def build_own_wheel(project_root: Path, out: Path) -> Path:
     """The appliance itself as a wheel, built from a copy of this checkout's sources (so the
     build leaves nothing in the tree) with fixed timestamps (so the same sources give the same
-    bytes, and the same bundle release)."""
+    bytes, and the same bundle release).
+
+    Its version carries the sources' hash as a local label (0.1.0+src.1a2b3c4d5e6f): install.sh
+    lets uv's cache identify wheels by name, so changed code must never share a name."""
     source = out / "source"
     for name in ("pyproject.toml", "README.md"):
         source.mkdir(parents=True, exist_ok=True)
@@ -110,6 +122,18 @@ def build_own_wheel(project_root: Path, out: Path) -> Path:
             source / package,
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
         )
+    pyproject = source / "pyproject.toml"
+    label = sources_digest(source)[:12]
+    stamped, count = re.subn(
+        r'^version = "([^"+]+)"$',
+        rf'version = "\1+src.{label}"',
+        pyproject.read_text(),
+        count=1,
+        flags=re.MULTILINE,
+    )
+    if count != 1:
+        raise BundleError(f'{project_root / "pyproject.toml"} has no `version = "..."` line')
+    pyproject.write_text(stamped)
     _run(
         _pip("wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(source)),
         "building the appliance's wheel",
@@ -119,3 +143,8 @@ def build_own_wheel(project_root: Path, out: Path) -> Path:
     if not built:
         raise BundleError(f"building the appliance's wheel left nothing in {out}")
     return built[-1]
+
+
+def wheel_version(wheel: Path) -> str:
+    """The version in a wheel's file name (name-version-python-abi-platform.whl)."""
+    return wheel.name.split("-")[1]

@@ -161,14 +161,18 @@ def build_bundle(out: Path, *extra: str) -> Path:
     return archive
 
 
+# A bundle is 1.2 GB and each installed release 2 to 4 GB more: the fixtures remove them when the
+# module ends, pass or fail (the logs stay), so a shared CI disk is not kept full until exit.
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory, inference: Inference) -> Path:
+def bundle(tmp_path_factory: pytest.TempPathFactory, inference: Inference) -> Iterator[Path]:
     # After `inference`: it prepares the model this bundle ships.
-    return build_bundle(tmp_path_factory.mktemp("dist"))
+    archive = build_bundle(tmp_path_factory.mktemp("dist"))
+    yield archive
+    archive.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, inference: Inference) -> Site:
+def site(tmp_path_factory: pytest.TempPathFactory, inference: Inference) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("site")
     # The shipped single-node inventory's connection, with every group but inference on this
     # machine (the test session's vLLM stands in for the inference environment this bundle
@@ -229,7 +233,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, inference: Inference) -> Site
             }
         )
     )
-    return Site(root, inventory, extra_vars, api_port, chroma_port, redis_port)
+    yield Site(root, inventory, extra_vars, api_port, chroma_port, redis_port)
+    shutil.rmtree(root / "opt", ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -378,16 +383,32 @@ def test_upgrade_installs_beside_and_rollback_switches_back(
     site: Site, bundle: Path, first_run: dict[str, int], tmp_path: Path
 ) -> None:
     first = site.current()
-    upgrade = build_bundle(tmp_path, "--release", "9.9.9-upgrade-test")
+    upgrade = build_bundle(tmp_path / "second", "--release", "9.9.9-upgrade-test")
     upgraded = site.playbook("site.yml", upgrade)
+    upgrade.unlink()
     assert upgraded["changed"] > 0
-    assert site.current() == site.prefix / "releases" / "9.9.9-upgrade-test"
+    second = site.current()
+    assert second == site.prefix / "releases" / "9.9.9-upgrade-test"
     assert first.is_dir(), "the previous release must stay installed for rollback"
     assert (site.prefix / "previous").read_text().strip() == first.name
-    assert (site.current() / ".venv" / "bin" / "appliance").is_file()
+    assert (second / ".venv" / "bin" / "appliance").is_file()
+    # The upgrade hard-links the packages it shares with the installed release from uv's cache
+    # instead of unpacking them again: torch's 400 MB library is one file on disk, not two.
+    (torch_lib,) = (first / ".venv").glob("lib/python3.*/site-packages/torch/lib/libtorch_cpu.so")
+    assert torch_lib.samefile(second / torch_lib.relative_to(first))
 
     rolled = site.playbook("rollback.yml")
     assert rolled["changed"] > 0
     assert site.current() == first
     # A second rollback would go forward again.
     assert (site.prefix / "previous").read_text().strip() == "9.9.9-upgrade-test"
+
+    # A third release keeps the current one for rollback and removes the one neither is.
+    third = build_bundle(tmp_path / "third", "--release", "9.9.10-upgrade-test")
+    site.playbook("site.yml", third)
+    third.unlink()
+    assert site.current() == site.prefix / "releases" / "9.9.10-upgrade-test"
+    assert (site.prefix / "previous").read_text().strip() == first.name
+    assert sorted(path.name for path in (site.prefix / "releases").iterdir()) == sorted(
+        [first.name, "9.9.10-upgrade-test"]
+    )
