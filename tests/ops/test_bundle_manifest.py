@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -18,7 +19,7 @@ from appliance.bundle.manifest import (
     verify_archive,
     verify_directory,
 )
-from appliance.bundle.wheelhouse import pins_from_lock
+from appliance.bundle.wheelhouse import pins_from_lock, sources_digest
 from appliance.cli.main import app
 
 FILES = {
@@ -145,3 +146,19 @@ def test_pins_leave_out_cuda_only_packages_and_hashes(tmp_path: Path) -> None:
         "Typing_Extensions==4.0",
     ]
     assert pins_from_lock(lock, keep={"typing-extensions"}) == ["Typing_Extensions==4.0"]
+
+
+def test_the_own_wheels_version_label_changes_with_any_source_file(tmp_path: Path) -> None:
+    # install.sh lets uv's cache know wheels by name; a changed appliance must get a new name.
+    tree = tmp_path / "a"
+    (tree / "appliance").mkdir(parents=True)
+    (tree / "appliance" / "x.py").write_text("ANSWER = 1\n")
+    same = tmp_path / "b"
+    shutil.copytree(tree, same)
+    assert sources_digest(tree) == sources_digest(same)
+    (same / "appliance" / "x.py").write_text("ANSWER = 2\n")
+    assert sources_digest(tree) != sources_digest(same)
+    moved = tmp_path / "c"
+    (moved / "appliance").mkdir(parents=True)
+    (moved / "appliance" / "y.py").write_text("ANSWER = 1\n")
+    assert sources_digest(tree) != sources_digest(moved)
