@@ -103,8 +103,9 @@ class LexicalIndex:
         if not query.vocab or not any(query.ids):
             return []
         k = min(top_k, int(mask.sum()))
+        # n_threads=0: scored in this thread; any other value starts a thread pool per question.
         rows, scores = built.index.retrieve(
-            query, k=k, weight_mask=mask, show_progress=False, n_threads=1
+            query, k=k, weight_mask=mask, show_progress=False, n_threads=0
         )
         found: list[tuple[Hit, float]] = []
         for position, score in zip(rows[0], scores[0], strict=True):
