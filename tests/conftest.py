@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import getpass
 import os
+import shutil
 import socket
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,33 @@ from appliance.settings.settings import EmbeddingSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "samples" / "corpus"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Removes the temporary folders that earlier runs left in pytest's own place for them.
+
+    A run writes up to 8 GB there at once (bundles, installed releases) and pytest keeps a
+    failed run's folders, and used to keep the last three runs': a CI machine whose disk they
+    filled failed the next run. A folder whose lock names a live process (a run still going on)
+    stays. With --basetemp, pytest empties the given folder itself."""
+    if session.config.getoption("basetemp"):
+        return
+    temproot = Path(os.environ.get("PYTEST_DEBUG_TEMPROOT") or tempfile.gettempdir())
+    for folder in temproot.glob(f"pytest-of-{getpass.getuser()}/pytest-*"):
+        if folder.is_dir() and not folder.is_symlink() and not _run_in_progress(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _run_in_progress(folder: Path) -> bool:
+    """Whether pytest's lock in `folder` holds the pid of a live process."""
+    try:
+        pid = int((folder / ".lock").read_text())
+        os.kill(pid, 0)
+    except PermissionError:
+        return True  # alive, as another user
+    except (OSError, ValueError):
+        return False  # no lock (the run ended), an unreadable one, or no such process
+    return True
 
 
 def free_port() -> int:
