@@ -55,6 +55,21 @@ class Hit:
     text: str
     collection: str = ""
 
+    @classmethod
+    def found(cls, chunk_id: str, text: str, metadata: dict[str, Any], score: float) -> Hit:
+        """A hit from a chunk's text and stored metadata (ChromaChunkStore's keys)."""
+        return cls(
+            chunk_id=chunk_id,
+            doc_id=metadata.get("doc_id", ""),
+            version=metadata.get("version", ""),
+            path=metadata.get("path", ""),
+            page=metadata.get("page"),
+            section=metadata.get("section"),
+            score=score,
+            text=text,
+            collection=metadata.get("collection", ""),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -7,7 +7,6 @@ from typing import Any
 
 from llama_index.core import VectorStoreIndex
 from llama_index.core.base.embeddings.base import BaseEmbedding
-from llama_index.core.schema import NodeWithScore
 from pydantic import PrivateAttr
 
 from appliance.auth.access import search_filter
@@ -44,21 +43,6 @@ def cosine_from_llama_index_score(score: float | None) -> float:
     return 1.0 + math.log(score) if score else 0.0
 
 
-def to_hit(result: NodeWithScore) -> Hit:
-    metadata = result.node.metadata
-    return Hit(
-        chunk_id=result.node.node_id,
-        doc_id=metadata.get("doc_id", ""),
-        version=metadata.get("version", ""),
-        path=metadata.get("path", ""),
-        page=metadata.get("page"),
-        section=metadata.get("section"),
-        score=round(cosine_from_llama_index_score(result.score), 4),
-        text=result.node.get_content(),
-        collection=metadata.get("collection", ""),
-    )
-
-
 class DenseRetriever:
     def __init__(self, store: ChromaChunkStore, embedder: Embedder) -> None:
         self._store = store
@@ -80,5 +64,16 @@ class DenseRetriever:
         where = search_filter(principal, collections, hidden)
         kwargs = {"vector_store_kwargs": {"where": where}} if where else {}
         retriever = self._index.as_retriever(similarity_top_k=top_k, **kwargs)
-        hits = [to_hit(result) for result in retriever.retrieve(question)]
+        results = retriever.retrieve(question)
+        # Chroma gives the ids and filter fields; text and source come from the chunks' records.
+        ids = [result.node.node_id for result in results]
+        texts, metadatas = self._store.complete(
+            ids,
+            [result.node.metadata for result in results],
+            [result.node.get_content() or None for result in results],
+        )
+        hits = [
+            Hit.found(chunk_id, text, metadata, round(cosine_from_llama_index_score(r.score), 4))
+            for chunk_id, text, metadata, r in zip(ids, texts, metadatas, results, strict=True)
+        ]
         return sorted(hits, key=lambda hit: hit.score, reverse=True)

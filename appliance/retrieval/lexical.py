@@ -111,17 +111,8 @@ class LexicalIndex:
         for position, score in zip(rows[0], scores[0], strict=True):
             if score <= 0 or not mask[position]:
                 continue  # no query word in it: not a lexical match
-            metadata = built.metadatas[position]
-            hit = Hit(
-                chunk_id=built.ids[position],
-                doc_id=metadata.get("doc_id", ""),
-                version=metadata.get("version", ""),
-                path=metadata.get("path", ""),
-                page=metadata.get("page"),
-                section=metadata.get("section"),
-                score=0.0,
-                text=built.texts[position],
-                collection=metadata.get("collection", ""),
+            hit = Hit.found(
+                built.ids[position], built.texts[position], built.metadatas[position], 0.0
             )
             found.append((hit, float(score)))
         return found

@@ -55,11 +55,10 @@ def test_reingesting_unchanged_files_writes_nothing(
 ) -> None:
     service.ingest([corpus])
     store = build_chunk_store(settings)
-    before = store.collection.get(include=["embeddings", "documents"])
+    before = store.all_chunks()
     second = service.ingest([corpus])
     assert second.count("unchanged") == 5 and second.chunks_written == 0
-    after = store.collection.get(include=["embeddings", "documents"])
-    assert after["ids"] == before["ids"] and after["documents"] == before["documents"]
+    assert store.all_chunks() == before
 
 
 def test_changed_file_replaces_all_its_old_chunks(
@@ -74,8 +73,12 @@ def test_changed_file_replaces_all_its_old_chunks(
     assert outcome.status == "indexed"
     new_ids = set(build_chunk_store(settings).chunk_ids(doc_id))
     assert new_ids and not new_ids & old_ids
-    texts = build_chunk_store(settings).collection.get(where={"doc_id": doc_id})["documents"]
+    texts = [chunk["text"] for chunk in build_chunk_store(settings).document_chunks(doc_id)]
+    assert any("9 hours" in text for text in texts)
     assert all("11 hours" not in text for text in texts)
+    # Nothing of the old version is left beside Chroma either (what BM25 is built from).
+    _, every_text, _ = build_chunk_store(settings).all_chunks()
+    assert not any("11 hours" in text for text in every_text)
 
 
 def test_delete_removes_every_chunk_of_the_document(

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
 def build_chunk_store(settings: Settings) -> ChromaChunkStore:
     from appliance.components.vector_store import chroma
+    from appliance.components.vector_store.chunk_records import ChunkRecords
 
     match settings.vector_store.mode:
         case "chroma_embedded":
@@ -19,4 +20,6 @@ def build_chunk_store(settings: Settings) -> ChromaChunkStore:
             client = chroma.server_client(settings.vector_store.host, settings.vector_store.port)
         case other:
             raise ValueError(f"unknown vector_store mode {other!r}")
-    return chroma.ChromaChunkStore(client, settings.vector_store.collection)
+    return chroma.ChromaChunkStore(
+        client, settings.vector_store.collection, ChunkRecords.for_settings(settings)
+    )

@@ -1,4 +1,10 @@
-"""Chunks in a Chroma collection (embedded folder or `chroma run`), in a shape llama-index reads."""
+"""Chunks in a Chroma collection (embedded folder or `chroma run`), searched through llama-index.
+
+Chroma holds each chunk's vector and the fields its filters read; the chunk's text and source
+are a `ChunkRecords` row (chunk_records.py says why). A collection written before that keeps
+its texts in Chroma's `documents` and its fields in Chroma's metadata: where ChunkRecords has
+no row for a chunk, they are read from there, so an upgraded index answers as before.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,9 @@ from typing import Any
 
 import chromadb
 from chromadb.config import Settings as ChromaClientSettings
-from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
-from llama_index.core.vector_stores.utils import node_to_metadata_dict
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
+from appliance.components.vector_store.chunk_records import ChunkRecord, ChunkRecords
 from appliance.domain import Chunk
 from appliance.errors import VectorStoreUnavailable
 
@@ -41,30 +46,10 @@ def server_client(host: str, port: int) -> chromadb.ClientAPI:
 
 
 def chunk_metadata(chunk: Chunk) -> dict[str, Any]:
-    """Flat metadata in the shape llama-index's ChromaVectorStore reads back into a node."""
-    metadata: dict[str, Any] = {
-        "doc_id": chunk.doc_id,
-        "version": chunk.version,
-        "chunk_index": chunk.n,
-        "path": chunk.path,
-        "file_type": chunk.file_type,
-        "collection": chunk.collection,
-    }
-    # Chroma metadata cannot hold None: an absent page or section is an absent key.
-    if chunk.page is not None:
-        metadata["page"] = chunk.page
-    if chunk.section:
-        metadata["section"] = chunk.section
-    node = TextNode(id_=chunk.chunk_id, text=chunk.text, metadata=metadata)
-    # llama-index writes the node's source document id over "doc_id" (and "ref_doc_id"), so the
-    # document must be the node's SOURCE, or every chunk would read doc_id "None".
-    node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=chunk.doc_id)
-    node.excluded_embed_metadata_keys = list(metadata)
-    node.excluded_llm_metadata_keys = list(metadata)
-    flat = node_to_metadata_dict(node, remove_text=True, flat_metadata=True)
-    # Chroma filters a list with $contains, so the groups go in after llama-index's flat check.
-    flat["groups"] = list(chunk.groups)
-    return flat
+    """What Chroma keeps of a chunk beside its vector: the fields its filters read (the access
+    filter and the hidden documents'). The rest is in ChunkRecords (chunk_records.py says why)."""
+    # Chroma filters a list with $contains.
+    return {"doc_id": chunk.doc_id, "collection": chunk.collection, "groups": list(chunk.groups)}
 
 
 @dataclass(frozen=True)
@@ -77,8 +62,9 @@ class StoreState:
 
 
 class ChromaChunkStore:
-    def __init__(self, client: chromadb.ClientAPI, collection: str) -> None:
+    def __init__(self, client: chromadb.ClientAPI, collection: str, records: ChunkRecords) -> None:
         self._client = client
+        self._records = records
         # Cosine distance, so 1 - distance is the cosine similarity shown to users.
         self._collection = client.get_or_create_collection(
             collection, metadata={"hnsw:space": "cosine"}
@@ -110,10 +96,40 @@ class ChromaChunkStore:
     def hidden(self) -> frozenset[str]:
         return self.state().hidden
 
+    @staticmethod
+    def _complete(
+        ids: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any]],
+        documents: Sequence[str | None] | None,
+        records: Mapping[str, ChunkRecord],
+    ) -> tuple[list[str], list[dict[str, Any]]]:
+        """These chunks' texts and full metadata, in order, from their records; for a chunk
+        with none (written before records), from what Chroma holds of it."""
+        documents = documents or [None] * len(ids)
+        texts, full = [], []
+        for chunk_id, metadata, document in zip(ids, metadatas, documents, strict=True):
+            record = records.get(chunk_id)
+            texts.append(record.text if record else document or "")
+            full.append({**metadata, **record.metadata()} if record else dict(metadata))
+        return texts, full
+
+    def complete(
+        self,
+        ids: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any]],
+        documents: Sequence[str | None] | None = None,
+    ) -> tuple[list[str], list[dict[str, Any]]]:
+        """Texts and full metadata of chunks a search found in Chroma (ids, their metadata and
+        any text Chroma returned with them)."""
+        return self._complete(ids, metadatas, documents, self._records.get(ids))
+
     def all_chunks(self) -> tuple[list[str], list[str], list[dict[str, Any]]]:
         """Every chunk's id, text and metadata: what the lexical index is built from."""
         found = self._collection.get(include=["documents", "metadatas"])
-        return found["ids"], list(found["documents"] or []), list(found["metadatas"] or [])
+        ids = found["ids"]
+        metadatas = found["metadatas"] or []
+        texts, full = self._complete(ids, metadatas, found["documents"], self._records.all())
+        return ids, texts, full
 
     def embeddings(self, chunk_ids: Sequence[str]) -> dict[str, list[float]]:
         if not chunk_ids:
@@ -135,12 +151,13 @@ class ChromaChunkStore:
         return self._collection.count()
 
     def upsert(self, chunks: Sequence[Chunk], embeddings: Sequence[Sequence[float]]) -> None:
+        # Records first: any chunk a search can find in Chroma has its text.
+        self._records.put(chunks)
         for start in range(0, len(chunks), _WRITE_BATCH):
             batch = chunks[start : start + _WRITE_BATCH]
             self._collection.upsert(
                 ids=[chunk.chunk_id for chunk in batch],
                 embeddings=[list(vector) for vector in embeddings[start : start + _WRITE_BATCH]],
-                documents=[chunk.text for chunk in batch],
                 metadatas=[chunk_metadata(chunk) for chunk in batch],
             )
         # A document written again is visible again, even if a purge of it never finished.
@@ -155,6 +172,10 @@ class ChromaChunkStore:
         if doc_id in self.hidden():
             return []
         found = self._collection.get(where={"doc_id": doc_id}, include=["documents", "metadatas"])
+        records = self._records.of_document(doc_id)
+        texts, metadatas = self._complete(
+            found["ids"], found["metadatas"] or [], found["documents"], records
+        )
         chunks = [
             {
                 "chunk_id": chunk_id,
@@ -163,9 +184,7 @@ class ChromaChunkStore:
                 "section": metadata.get("section"),
                 "text": text,
             }
-            for chunk_id, text, metadata in zip(
-                found["ids"], found["documents"] or [], found["metadatas"] or [], strict=True
-            )
+            for chunk_id, text, metadata in zip(found["ids"], texts, metadatas, strict=True)
         ]
         return sorted(chunks, key=lambda chunk: chunk["n"] or 0)
 
@@ -179,15 +198,16 @@ class ChromaChunkStore:
     def delete_document(self, doc_id: str) -> None:
         """Hides the document from every search at once, then purges its chunks.
 
-        The purge of a big document takes seconds (Chroma's full-text index of the texts is
-        half of it, bench/chroma_delete.py); hidden first, no reader sees it at all, rather
-        than part of it, meanwhile. A purge cut short by a crash leaves it hidden until the
+        The purge of a big document takes about a second (Chroma's rows of its 10,890
+        chunks, bench/ingest.py); hidden first, no reader sees it at all, rather than part of
+        it, meanwhile. A purge cut short by a crash leaves it hidden until the
         delete is done again (its task is delivered again) or the document is written anew.
         """
         marker = _HIDDEN + doc_id
         self._state.upsert(ids=[marker], embeddings=[[0.0]], metadatas=[{"doc_id": doc_id}])
         self._changed()
         self._delete_ids(self.chunk_ids(doc_id))
+        self._records.delete_document(doc_id)
         self._state.delete(ids=[marker])
         self._changed()
 
@@ -208,6 +228,7 @@ class ChromaChunkStore:
         if stale:
             self._delete_ids(stale)
             self._changed()
+        self._records.delete_other_versions(keep)
         return len(stale)
 
     def heartbeat(self) -> None:
