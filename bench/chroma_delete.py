@@ -1,21 +1,24 @@
 """What deleting a big document costs in Chroma's local store, by what is stored per chunk.
 
-    .venv/bin/python bench/chroma_delete.py
+    .venv/bin/python bench/chroma_delete.py [--repeats 3]
 
 One document of 10,890 chunks (the chunk count of the 7.5 MB text document in bench/ingest.py)
 beside 1,122 chunks of 40 others, random unit vectors, chunk texts cut from a real git manual
-(so the full-text index holds real trigrams), in a fresh PersistentClient per row. Rows: with
-and without chunk texts in Chroma's `documents`, texts kept without Chroma's full-text index (a
-collection `Schema` that drops it), and with the metadata this appliance writes
-today (llama-index's flat node: about a dozen keys, `_node_content` among them) or only what the
-access filter needs (doc_id, collection, groups). Prints the ids lookup and the delete by id.
-It answers one question: how much of the issue's 2 s target is reachable by storing less in
-Chroma, before changing the store's format.
+(so the full-text index holds real trigrams), in a fresh PersistentClient per row. Rows: chunk
+texts in Chroma's `documents` or not, texts kept without Chroma's full-text index (a collection
+`Schema` that drops it), and the metadata the appliance wrote before its chunk records
+(llama-index's flat node: a dozen keys, `_node_content` among them) or what it writes now (the
+three fields its filters read: doc_id, collection, groups). The rows are interleaved and
+repeated, since a delete varies by 0.4 s between runs on a quiet machine; the table gives the
+median and each run. It answers why chunk texts and sources live beside Chroma
+(appliance/components/vector_store/chunk_records.py).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -38,7 +41,7 @@ NODE = json.dumps(
 )
 
 
-def full(doc_id: str, n: int) -> dict[str, Any]:
+def before_records(doc_id: str, n: int) -> dict[str, Any]:
     return {
         "doc_id": doc_id,
         "version": "v1",
@@ -55,7 +58,7 @@ def full(doc_id: str, n: int) -> dict[str, Any]:
     }
 
 
-def minimal(doc_id: str, n: int) -> dict[str, Any]:
+def filter_fields(doc_id: str, n: int) -> dict[str, Any]:
     return {"doc_id": doc_id, "collection": "eng", "groups": ["eng", "everyone"]}
 
 
@@ -76,6 +79,13 @@ def chunk_collection(client: chromadb.ClientAPI, full_text: bool) -> chromadb.Co
 
 
 def row(with_texts: bool, metadata: Any, full_text: bool = True) -> tuple[float, float, float]:
+    with tempfile.TemporaryDirectory(prefix="bench-chroma-") as folder:
+        return timed_delete(Path(folder), with_texts, metadata, full_text)
+
+
+def timed_delete(
+    folder: Path, with_texts: bool, metadata: Any, full_text: bool
+) -> tuple[float, float, float]:
     total = BIG + OTHERS
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((total, 384)).astype(np.float32)
@@ -83,9 +93,7 @@ def row(with_texts: bool, metadata: Any, full_text: bool = True) -> tuple[float,
     doc_ids = ["big"] * BIG + [f"other{i % 40}" for i in range(OTHERS)]
     ids = [f"{doc_id}:v1:{n}" for n, doc_id in enumerate(doc_ids)]
     chunk_texts = texts(total)
-    client = chromadb.PersistentClient(
-        tempfile.mkdtemp(prefix="bench-chroma-"), settings=Settings(anonymized_telemetry=False)
-    )
+    client = chromadb.PersistentClient(str(folder), settings=Settings(anonymized_telemetry=False))
     collection = chunk_collection(client, full_text)
     batch = client.get_max_batch_size()
     started = time.perf_counter()
@@ -109,20 +117,40 @@ def row(with_texts: bool, metadata: Any, full_text: bool = True) -> tuple[float,
     return upsert_s, lookup_s, delete_s
 
 
+ROWS = (
+    # texts in Chroma, full-text index, metadata name, metadata
+    (True, True, "as written before chunk records", before_records),
+    (True, False, "as written before chunk records", before_records),
+    (False, True, "as written before chunk records", before_records),
+    (False, True, "filter fields only (as written now)", filter_fields),
+)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=3)
+    repeats = parser.parse_args().repeats
+    runs: list[list[tuple[float, float, float]]] = [[] for _ in ROWS]
+    for _ in range(repeats):
+        for n, (with_texts, full_text, _, metadata) in enumerate(ROWS):
+            runs[n].append(row(with_texts, metadata, full_text))
+            print(".", end="", flush=True)
+    print()
     print(
         "| chunk texts in Chroma | full-text index | metadata "
-        f"| upsert of {BIG + OTHERS} chunks, s | ids lookup, s | delete of {BIG}, s |"
+        f"| upsert of {BIG + OTHERS} chunks, s | ids lookup, s | delete of {BIG}, s (median) "
+        "| each run, s |"
     )
-    print("| --- | --- | --- | ---: | ---: | ---: |")
-    for with_texts, full_text in ((True, True), (True, False), (False, True)):
-        for name, metadata in (("as written today", full), ("access filter only", minimal)):
-            upsert_s, lookup_s, delete_s = row(with_texts, metadata, full_text)
-            print(
-                f"| {'yes' if with_texts else 'no'} | {'on' if full_text else 'off'} | {name} "
-                f"| {upsert_s:.1f} | {lookup_s:.2f} | {delete_s:.2f} |",
-                flush=True,
-            )
+    print("| --- | --- | --- | ---: | ---: | ---: | --- |")
+    for (with_texts, full_text, name, _), results in zip(ROWS, runs, strict=True):
+        columns = zip(*results, strict=True)
+        upsert_s, lookup_s, delete_s = (statistics.median(column) for column in columns)
+        each = " / ".join(f"{result[2]:.2f}" for result in results)
+        print(
+            f"| {'yes' if with_texts else 'no'} | {'on' if full_text else 'off'} | {name} "
+            f"| {upsert_s:.1f} | {lookup_s:.2f} | {delete_s:.2f} | {each} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
