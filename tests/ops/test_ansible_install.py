@@ -162,9 +162,9 @@ def build_bundle(out: Path, *extra: str) -> Path:
     return archive
 
 
-# A bundle is 2.1 GB and each installed release up to 8 GB more (4 of them shared with the
-# releases beside it): the fixtures remove them when the
-# module ends, pass or fail (the logs stay), so a shared CI disk is not kept full until exit.
+# A bundle is 2.1 GB and each installed release several GB more (packages hard-linked between
+# releases): the fixtures remove them when the module ends, pass or fail (the logs stay), so a
+# shared CI disk is not kept full until exit.
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory, inference: Inference) -> Iterator[Path]:
     # After `inference`: it prepares the model this bundle ships.

@@ -3,10 +3,10 @@
 Chroma keeps what a search needs: the vector and the fields the access filter reads (doc_id,
 collection, groups). The rest of a chunk is a row here, in the catalog's database (SQLite on
 one machine, the cluster's PostgreSQL on several: every node already shares it). Measured with
-bench/chroma_delete.py and bench/ingest.py: Chroma's local store spends most of a big
-document's delete on per-chunk data, its texts with their full-text index above all (10,890
-chunks: 3.85 s with texts, 1.13 s without; a dozen metadata keys against three, 1.95 s against
-1.17 s), while one indexed `DELETE ... WHERE doc_id` here takes milliseconds.
+bench/chroma_delete.py (medians of three, bench/README.md): Chroma's local store spends most of
+a big document's delete on per-chunk data, its texts above all (10,890 chunks: 4.21 s with
+texts and the dozen metadata keys written before, 1.83 s without the texts, 1.25 s with only
+the three filter fields), while one indexed `DELETE ... WHERE doc_id` here takes about 30 ms.
 """
 
 from __future__ import annotations
