@@ -31,14 +31,39 @@ class Chunk:
     file_type: str = ""
     groups: tuple[str, ...] = ()
     collection: str = ""
+    # The document's title (its first heading, else its file name): part of what retrieval
+    # reads, so a passage under "work_mem" on the page "Resource Consumption" is found by both.
+    title: str | None = None
 
     @property
     def chunk_id(self) -> str:
         return chunk_id(self.doc_id, self.version, self.n)
 
+    @property
+    def retrieval_text(self) -> str:
+        return retrieval_text(self.text, self.title, self.section)
+
 
 def chunk_id(doc_id: str, version: str, n: int) -> str:
     return f"{doc_id}:{version}:{n}"
+
+
+# Headers longer than this are cut: they share the embedder's window with the passage.
+HEADER_CHARS = 160
+
+
+def context_header(title: str | None, section: str | None) -> str:
+    """Where a passage sits, "title › section", as embedding and lexical search read it."""
+    parts = [part for part in (title, section) if part]
+    if len(parts) == 2 and parts[1].casefold() in parts[0].casefold():
+        parts = parts[:1]
+    return " › ".join(parts)[:HEADER_CHARS]
+
+
+def retrieval_text(text: str, title: str | None, section: str | None) -> str:
+    """A chunk's text as retrieval reads it: its header line, then the text shown to people."""
+    header = context_header(title, section)
+    return f"{header}\n{text}" if header else text
 
 
 @dataclass(frozen=True)
@@ -54,6 +79,7 @@ class Hit:
     score: float
     text: str
     collection: str = ""
+    title: str | None = None
 
     @classmethod
     def found(cls, chunk_id: str, text: str, metadata: dict[str, Any], score: float) -> Hit:
@@ -68,6 +94,7 @@ class Hit:
             score=score,
             text=text,
             collection=metadata.get("collection", ""),
+            title=metadata.get("title"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,8 +138,17 @@ class Answer:
     left_building: bool = False
     # The best passage scored below answering.abstain_below: the model was not asked.
     abstained: bool = False
-    # Set when the answer is not the model's: it was down or too slow, and the passages stand in.
+    # Set when the answer is not (all) the model's: it was down or too slow, or it stated
+    # something the passages do not contain, and quotes of the passages stand in.
     notice: str | None = None
+    # generate: a language model wrote it; extract: quoted from the passages.
+    mode: str = "generate"
+    # The model's numbers, identifiers and quotes that no passage contains ({text, kind}).
+    unsupported_claims: list[dict[str, Any]] = field(default_factory=list)
+    # What answering.unsupported did with them (flag, replace, off); None: nothing generated.
+    claim_check: str | None = None
+    # The model was stopped at an unsupported claim and the quotes follow (replace).
+    replaced: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -126,4 +162,8 @@ class Answer:
             "left_building": self.left_building,
             "abstained": self.abstained,
             "notice": self.notice,
+            "mode": self.mode,
+            "unsupported_claims": self.unsupported_claims,
+            "claim_check": self.claim_check,
+            "replaced": self.replaced,
         }

@@ -2,7 +2,8 @@
 
 A chunk never spans two pages or two sections, so its citation (page, section) is exact. Blocks
 longer than the window are cut on word-piece boundaries with a small overlap, so no text is lost
-to the embedder's truncation.
+to the embedder's truncation. Retrieval reads each chunk under its header ("title › section",
+appliance.domain.context_header), so a chunk leaves the header's tokens free in the window.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from appliance.domain import context_header
 from ingest.parsers import Block
 
 
@@ -43,17 +45,23 @@ class Chunker:
         self._max = max_tokens
         self._overlap = overlap_tokens
 
-    def split(self, blocks: list[Block]) -> list[ChunkText]:
+    def split(self, blocks: list[Block], title: str | None = None) -> list[ChunkText]:
         chunks: list[ChunkText] = []
         current: _Open | None = None
+        headers: dict[str | None, int] = {}
         for block in blocks:
-            for piece, tokens in self._pieces(block.text):
+            if block.section not in headers:
+                header = context_header(title, block.section)
+                # The header and the line break after it.
+                headers[block.section] = self._tokenizer.count_tokens(header) + 1 if header else 0
+            limit = max(self._max - headers[block.section], self._overlap + 1)
+            for piece, tokens in self._pieces(block.text, limit):
                 starts_section = block.category == "Title"
                 if current is not None and (
                     starts_section
                     or block.page != current.page
                     or block.section != current.section
-                    or current.tokens + tokens > self._max
+                    or current.tokens + tokens > limit
                 ):
                     chunks.append(self._close(current))
                     current = None
@@ -65,17 +73,17 @@ class Chunker:
             chunks.append(self._close(current))
         return chunks
 
-    def _pieces(self, text: str) -> list[tuple[str, int]]:
+    def _pieces(self, text: str, limit: int) -> list[tuple[str, int]]:
         tokens = self._tokenizer.count_tokens(text)
-        if tokens <= self._max:
+        if tokens <= limit:
             return [(text, tokens)]
         spans = self._tokenizer.token_spans(text)
-        step = self._max - self._overlap
+        step = limit - self._overlap
         pieces = []
         for start in range(0, len(spans), step):
-            window = spans[start : start + self._max]
+            window = spans[start : start + limit]
             pieces.append((text[window[0][0] : window[-1][1]], len(window)))
-            if start + self._max >= len(spans):
+            if start + limit >= len(spans):
                 break
         return pieces
 

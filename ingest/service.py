@@ -16,7 +16,7 @@ from appliance.auth.access import access_for_path
 from appliance.components.embedding import Embedder
 from appliance.components.vector_store.chroma import ChromaChunkStore
 from appliance.container import Components
-from appliance.domain import Chunk, DocumentAccess
+from appliance.domain import HEADER_CHARS, Chunk, DocumentAccess
 from appliance.errors import (
     DocumentNotFound,
     DocumentRejected,
@@ -28,7 +28,7 @@ from appliance.observability.metrics import ingest_stage
 from appliance.settings import Settings
 from ingest.catalog import Catalog
 from ingest.chunker import Chunker
-from ingest.parsers import ParseOptions, parser_for, supported_extensions
+from ingest.parsers import Block, ParseOptions, parser_for, supported_extensions
 
 if TYPE_CHECKING:
     from appliance.audit.log import AuditLog
@@ -57,6 +57,12 @@ class SourceFile:
             sha256=hashlib.sha256(content).hexdigest(),
             size=len(content),
         )
+
+
+def document_title(blocks: Sequence[Block], path: Path) -> str:
+    """The document's first heading (a web page's h1, a manual's name), else its file name."""
+    first = next((block.text for block in blocks if block.category == "Title"), None)
+    return " ".join((first or path.stem).split())[:HEADER_CHARS]
 
 
 def document_id(path: Path) -> str:
@@ -251,7 +257,8 @@ class IngestService:
                 f"{path.name} could not be read as {path.suffix.lstrip('.').upper()}: "
                 f"{type(error).__name__}: {error}"
             ) from error
-        pieces = self._chunker.split(blocks)
+        title = document_title(blocks, path)
+        pieces = self._chunker.split(blocks, title)
         if not pieces:
             raise EmptyDocument(f"{path.name} contains no text to index")
 
@@ -267,6 +274,7 @@ class IngestService:
                 file_type=path.suffix.lower().lstrip("."),
                 groups=access.groups,
                 collection=access.collection,
+                title=title,
             )
             for n, piece in enumerate(pieces)
         ]
@@ -284,7 +292,7 @@ class IngestService:
         if not chunks:
             return []
         with ingest_stage("embed"):
-            embeddings = self._embedder.embed_documents([chunk.text for chunk in chunks])
+            embeddings = self._embedder.embed_documents([chunk.retrieval_text for chunk in chunks])
         # New versions first, then the old ones go: a reader never sees a document missing.
         with ingest_stage("upsert"):
             self._store.upsert(chunks, embeddings)

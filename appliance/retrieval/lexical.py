@@ -18,7 +18,7 @@ import Stemmer
 from appliance.auth.access import readable
 from appliance.auth.principal import Principal
 from appliance.components.vector_store.chroma import ChromaChunkStore, StoreState
-from appliance.domain import Hit
+from appliance.domain import Hit, retrieval_text
 
 _STEMMER = Stemmer.Stemmer("english")
 
@@ -78,7 +78,12 @@ class LexicalIndex:
         index = None
         if ids:
             index = bm25s.BM25()
-            index.index(_tokens(texts), show_progress=False)
+            # Read as dense retrieval reads them: under their "title › section" header.
+            headed = [
+                retrieval_text(text, metadata.get("title"), metadata.get("section"))
+                for text, metadata in zip(texts, metadatas, strict=True)
+            ]
+            index.index(_tokens(headed), show_progress=False)
         return _Built(
             state.generation, ids, texts, metadatas, index, _by_access(metadatas, state.hidden)
         )

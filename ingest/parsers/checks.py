@@ -62,7 +62,10 @@ def check_text(path: Path, options: ParseOptions) -> dict[str, Any]:
 
 def check_html(path: Path, options: ParseOptions) -> dict[str, Any]:
     # Minified HTML is legitimately one long line: only the encoding and binary checks apply.
-    return {"encoding": detect_encoding(path)}
+    # The page is parsed without its navigation, banners and footers (html_cleanup.py).
+    from ingest.parsers.html_cleanup import clean_html
+
+    return {"text": clean_html(path.read_bytes(), detect_encoding(path))}
 
 
 def check_docx(path: Path, options: ParseOptions) -> dict[str, Any]:

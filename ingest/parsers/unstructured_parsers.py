@@ -16,7 +16,8 @@ from ingest.parsers.unstructured_elements import (
     use_offline_nlp,
 )
 
-# A check rejects bad input before parsing, or returns extra arguments for the partitioner.
+# A check rejects bad input before parsing, or returns extra arguments for the partitioner
+# (`text` replaces the file's own content).
 Check = Callable[[Path, ParseOptions], dict[str, Any]]
 
 
@@ -42,7 +43,9 @@ def _unstructured_parser(module: str, function: str, takes_strategy: bool, check
         classify_titles_only()
         if takes_strategy:
             extra["strategy"] = options.strategy
-        return to_blocks(partition(filename=str(path), languages=LANGUAGES, **extra))
+        # A check may hand over the text it prepared (HTML without navigation) instead.
+        source = {} if "text" in extra else {"filename": str(path)}
+        return to_blocks(partition(**source, languages=LANGUAGES, **extra))
 
     parse.__name__ = f"parse_{module}"
     return parse

@@ -74,7 +74,8 @@ def test_the_lexical_index_follows_ingestion_and_deletion(
     components, _, eng = _world(tmp_path, settings, embedder)
     bm25 = _retriever(components, "bm25")
     assert bm25.retrieve("ZEPPELIN", 3, ENG_READER) == []
-    note = eng / "zeppelin.txt"
+    # Not named after either word: a document's title (its file name here) is searched too.
+    note = eng / "staging-note.txt"
     note.write_text("The staging cluster is nicknamed ZEPPELIN by the platform team.\n")
     service = IngestService.for_components(components)
     service.ingest([note])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from appliance.components.embedding import Embedder
+from appliance.domain import context_header, retrieval_text
 from ingest.chunker import Chunker
 from ingest.parsers import Block
 
@@ -68,3 +69,26 @@ def test_real_tokenizer_chunks_fit_all_minilm_window(embedder: Embedder) -> None
     assert len(chunks) > 1
     assert all(embedder.count_tokens(chunk.text) <= 254 for chunk in chunks)
     assert all(chunk.page == 4 for chunk in chunks)
+
+
+def test_a_chunk_leaves_room_for_its_header_in_the_window() -> None:
+    title, section = "Server Configuration", "Resource Consumption"
+    blocks = [Block(words(40), "NarrativeText", section=section)]
+    chunks = Chunker(WordTokenizer(), max_tokens=12, overlap_tokens=2).split(blocks, title)
+    header = context_header(title, section)  # "Server Configuration › Resource Consumption"
+    assert all(len(retrieval_text(c.text, title, c.section).split()) <= 12 for c in chunks)
+    assert all(len(chunk.text.split()) == 12 - len(header.split()) - 1 for chunk in chunks[:-1])
+    covered = {word for chunk in chunks for word in chunk.text.split()}
+    assert covered == set(words(40).split())
+
+
+def test_real_tokenizer_chunks_with_their_header_fit_the_window(embedder: Embedder) -> None:
+    title = "20.4. Resource Consumption — PostgreSQL 15 documentation"
+    long_paragraph = "The rollback restores the previous release quickly. " * 120
+    chunks = Chunker(embedder, max_tokens=254, overlap_tokens=32).split(
+        [Block(long_paragraph, "NarrativeText", section="20.4.1. Memory")], title
+    )
+    assert all(
+        embedder.count_tokens(retrieval_text(chunk.text, title, chunk.section)) <= 254
+        for chunk in chunks
+    )

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import bindparam, inspect, text
 
 from appliance.database import Database
 from appliance.domain import Chunk
@@ -31,11 +31,12 @@ CREATE TABLE IF NOT EXISTS chunks (
     page       INTEGER,
     section    TEXT,
     file_type  TEXT NOT NULL,
-    text       TEXT NOT NULL
+    text       TEXT NOT NULL,
+    title      TEXT              -- the document's title, read with the text by retrieval
 );
 CREATE INDEX IF NOT EXISTS chunks_doc_id ON chunks (doc_id)
 """
-_COLUMNS = "chunk_id, doc_id, version, n, path, page, section, file_type, text"
+_COLUMNS = "chunk_id, doc_id, version, n, path, page, section, file_type, text, title"
 # Ids per statement: under SQLite's oldest limit of 999 bound parameters.
 _IDS_PER_STATEMENT = 900
 
@@ -50,6 +51,7 @@ class ChunkRecord:
     section: str | None
     file_type: str
     text: str
+    title: str | None = None
 
     def metadata(self) -> dict[str, Any]:
         """The fields under the metadata keys retrieval reads (those Chroma held before)."""
@@ -61,7 +63,16 @@ class ChunkRecord:
             "page": self.page,
             "section": self.section,
             "file_type": self.file_type,
+            "title": self.title,
         }
+
+
+def _add_title_column(database: Database) -> None:
+    """A catalog made before chunks had titles gets the column (its rows keep none)."""
+    with database.transaction() as connection:
+        columns = {column["name"] for column in inspect(connection).get_columns("chunks")}
+        if "title" not in columns:
+            connection.execute(text("ALTER TABLE chunks ADD COLUMN title TEXT"))
 
 
 def _batches(ids: Sequence[str]) -> Iterable[list[str]]:
@@ -79,7 +90,9 @@ class ChunkRecords:
 
     @classmethod
     def for_settings(cls, settings: Settings) -> ChunkRecords:
-        return cls(Database.for_settings(settings, _SCHEMA))
+        database = Database.for_settings(settings, _SCHEMA)
+        _add_title_column(database)
+        return cls(database)
 
     def put(self, chunks: Sequence[Chunk]) -> None:
         if not chunks:
@@ -88,10 +101,11 @@ class ChunkRecords:
             connection.execute(
                 text(
                     f"INSERT INTO chunks ({_COLUMNS}) VALUES (:chunk_id, :doc_id, :version, :n,"
-                    " :path, :page, :section, :file_type, :text) ON CONFLICT (chunk_id) DO UPDATE"
-                    " SET doc_id=excluded.doc_id, version=excluded.version, n=excluded.n,"
-                    " path=excluded.path, page=excluded.page, section=excluded.section,"
-                    " file_type=excluded.file_type, text=excluded.text"
+                    " :path, :page, :section, :file_type, :text, :title) ON CONFLICT (chunk_id)"
+                    " DO UPDATE SET doc_id=excluded.doc_id, version=excluded.version,"
+                    " n=excluded.n, path=excluded.path, page=excluded.page,"
+                    " section=excluded.section, file_type=excluded.file_type,"
+                    " text=excluded.text, title=excluded.title"
                 ),
                 [
                     {
@@ -104,6 +118,7 @@ class ChunkRecords:
                         "section": chunk.section or None,
                         "file_type": chunk.file_type,
                         "text": chunk.text,
+                        "title": chunk.title or None,
                     }
                     for chunk in chunks
                 ],
