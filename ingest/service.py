@@ -6,6 +6,7 @@ The same code runs inline (the CLI's embedded default) and inside Celery tasks (
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -108,12 +109,25 @@ class IngestReport:
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
-    """Files as given, and the supported files found under folders (sorted, so runs repeat)."""
+    """Files as given, and the supported files found under folders (sorted, so runs repeat).
+
+    A folder scan follows no symbolic link, to a file or to a folder, and keeps no file whose
+    real path leaves the folder: a link in a shared folder could otherwise make any file the
+    service can read (its audit key, its catalog) a document anyone may download.
+    """
     extensions = set(supported_extensions())
     files: list[Path] = []
     for path in paths:
-        if path.is_dir():
-            found = (p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+        if path.is_dir() and not path.is_symlink():
+            root = path.resolve()
+            found = []
+            for folder, _, names in os.walk(path, followlinks=False):
+                for name in names:
+                    candidate = Path(folder) / name
+                    if candidate.suffix.lower() not in extensions or candidate.is_symlink():
+                        continue
+                    if candidate.is_file() and candidate.resolve().is_relative_to(root):
+                        found.append(candidate)
             files.extend(sorted(found))
         else:
             files.append(path)
@@ -220,6 +234,11 @@ class IngestService:
     def _prepare(
         self, path: Path, access: DocumentAccess, indexed_since: float | None
     ) -> FileOutcome | ReadyFile:
+        if path.is_symlink():
+            raise DocumentUnreadable(
+                f"{path.name} is a symbolic link; links are not ingested, since one can point "
+                "at any file the service may read: ingest the file it points to instead"
+            )
         if not path.is_file():
             raise DocumentUnreadable(f"{path}: no such file")
         parse = parser_for(path)
@@ -320,8 +339,11 @@ class IngestService:
 
     def delete(self, path_or_id: str) -> str:
         """Remove a document's chunks and catalog row; takes a path or a document id."""
-        record = self._catalog.get(path_or_id) or self._catalog.find_by_path(
-            str(Path(path_or_id).resolve())
+        # The path as recorded first: resolving it would follow a link that replaced the file.
+        record = (
+            self._catalog.get(path_or_id)
+            or self._catalog.find_by_path(os.path.abspath(path_or_id))
+            or self._catalog.find_by_path(str(Path(path_or_id).resolve()))
         )
         doc_id = record.doc_id if record else document_id(Path(path_or_id))
         if not record and not self._store.chunk_ids(doc_id):

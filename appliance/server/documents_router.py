@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import mimetypes
+import os
+import stat
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from appliance.auth.keys import check_groups
@@ -90,11 +95,36 @@ def document_chunks(doc_id: str, request: Request, principal: Reader) -> list[di
 
 
 @documents_router.get("/v1/documents/{doc_id}/file")
-def download(doc_id: str, request: Request, principal: Reader) -> FileResponse:
+def download(doc_id: str, request: Request, principal: Reader) -> StreamingResponse:
+    """The document's file, only while it holds the very bytes that were indexed: a file
+    swapped since (for a link to a secret, say) or a document that failed is not served."""
     record = readable_document(request, principal, doc_id)
-    if not Path(record.path).is_file():
-        raise DocumentNotFound(f"the file of document {doc_id} is no longer at {record.path}")
-    return FileResponse(record.path, filename=Path(record.path).name)
+    if record.status != "indexed" or not record.sha256:
+        raise DocumentNotFound(f"document {doc_id} is not indexed, so its file is not served")
+    content = indexed_bytes(Path(record.path), record.sha256)
+    if content is None:
+        raise DocumentNotFound(
+            f"the file of document {doc_id} is no longer the one indexed at {record.path}"
+        )
+    name = Path(record.path).name
+    return StreamingResponse(
+        iter([content]),
+        media_type=mimetypes.guess_type(name)[0] or "application/octet-stream",
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"},
+    )
+
+
+def indexed_bytes(path: Path, sha256: str) -> bytes | None:
+    """The file's bytes, opened without following a link, if they still hash to `sha256`."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:  # gone, unreadable, or a symbolic link now
+        return None
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return None
+        content = handle.read()
+    return content if hashlib.sha256(content).hexdigest() == sha256 else None
 
 
 @documents_router.delete("/v1/documents/{doc_id}")
