@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from llama_index.core.llms import LLM
 
-from appliance.answering.answer_service import AnswerService
+from appliance.answering.answer_service import EXTRACTIVE, AnswerService
+from appliance.answering.extractive import SentenceExtractor
 from appliance.answering.query_audit import query_payload
 from appliance.auth.principal import Principal, acting
 from appliance.components.embedding import Embedder, build_embedder
@@ -23,6 +25,22 @@ if TYPE_CHECKING:
     from appliance.audit.log import AuditLog
     from appliance.auth.keys import KeyStore
     from appliance.connectors.cohere import CohereConnector
+
+
+# Read once per version folder: a version's files never change (the manifest checks them).
+# A folder not prepared yet is looked at again next time.
+_PARAMETERS: dict[Path, int] = {}
+
+
+def _parameters(folder: Path) -> int | None:
+    from models.size import parameter_count
+
+    if folder not in _PARAMETERS:
+        count = parameter_count(folder)
+        if count is None:
+            return None
+        _PARAMETERS[folder] = count
+    return _PARAMETERS[folder]
 
 
 class Components:
@@ -87,7 +105,27 @@ class Components:
         )
         # Metered: time to first token and decoding speed go to /metrics.
         llm = cast(LLM, MeteredLLM(self.llm))
-        return AnswerService(self.settings, retriever, llm, self._record_answer, self.cohere)
+        return AnswerService(
+            self.settings,
+            retriever,
+            llm,
+            SentenceExtractor(self.embedder),
+            self._record_answer,
+            self.cohere,
+            self.model_parameters_b,
+        )
+
+    def model_parameters_b(self) -> float | None:
+        """The served model's size in billions of parameters: from settings, else from the
+        active version's config.json on this node; None when neither tells."""
+        if self.settings.llm.parameters_b is not None:
+            return self.settings.llm.parameters_b
+        from models.registry import ModelRegistry
+
+        models_dir = self.settings.models_dir
+        version = ModelRegistry(models_dir).active(self.settings.llm.model)
+        count = _parameters(models_dir / version) if version else None
+        return count / 1e9 if count else None
 
     @cached_property
     def cohere(self) -> CohereConnector | None:
@@ -106,6 +144,7 @@ class Components:
         self, principal: Principal, collections: list[str] | None, answer: Answer
     ) -> None:
         # The id the API gave the request (and sent on to vLLM) links this record to the logs.
-        payload = query_payload(answer, collections, self.model_digest)
+        digest = "" if answer.model == EXTRACTIVE else self.model_digest
+        payload = query_payload(answer, collections, digest)
         payload["request_id"] = request_id.get()
         self.audit.append("query", principal.user, principal.audit_groups(), payload)

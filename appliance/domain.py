@@ -60,6 +60,15 @@ def context_header(title: str | None, section: str | None) -> str:
     return " › ".join(parts)[:HEADER_CHARS]
 
 
+# A line this short without a sentence's end names what follows it (a setting name above its
+# description, a term above its definition, an option above what it does): not a sentence.
+LABEL_WORDS = 8
+
+
+def is_label(line: str) -> bool:
+    return len(line.split()) <= LABEL_WORDS and not line.rstrip().endswith((".", "!", "?", ":"))
+
+
 def retrieval_text(text: str, title: str | None, section: str | None) -> str:
     """A chunk's text as retrieval reads it: its header line, then the text shown to people."""
     header = context_header(title, section)

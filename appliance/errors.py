@@ -55,6 +55,12 @@ class UploadRejected(ApplianceError):
     status_code = 400
 
 
+class QuestionRejected(ApplianceError):
+    """A question that cannot be answered as asked: empty, or longer than the limit."""
+
+    status_code = 422
+
+
 class AuthenticationFailed(ApplianceError):
     status_code = 401
 

@@ -8,10 +8,10 @@ appliance.domain.context_header), so a chunk leaves the header's tokens free in 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from appliance.domain import context_header
+from appliance.domain import context_header, is_label
 from ingest.parsers import Block
 
 
@@ -35,6 +35,7 @@ class _Open:
     page: int | None
     section: str | None
     tokens: int
+    sizes: list[int] = field(default_factory=list)  # each part's tokens
 
 
 class Chunker:
@@ -57,17 +58,28 @@ class Chunker:
             limit = max(self._max - headers[block.section], self._overlap + 1)
             for piece, tokens in self._pieces(block.text, limit):
                 starts_section = block.category == "Title"
+                carried: list[tuple[str, int]] = []
                 if current is not None and (
                     starts_section
                     or block.page != current.page
                     or block.section != current.section
                     or current.tokens + tokens > limit
                 ):
+                    full = current.tokens + tokens > limit and block.section == current.section
+                    if full and len(current.parts) > 1 and is_label(current.parts[-1]):
+                        # A label ("work_mem (integer)") goes with what it names, not before a cut.
+                        carried = [(current.parts.pop(), current.sizes.pop())]
+                        current.tokens -= carried[0][1]
                     chunks.append(self._close(current))
                     current = None
                 if current is None:
                     current = _Open(parts=[], page=block.page, section=block.section, tokens=0)
+                    for text, size in carried:
+                        current.parts.append(text)
+                        current.sizes.append(size)
+                        current.tokens += size
                 current.parts.append(piece)
+                current.sizes.append(tokens)
                 current.tokens += tokens
         if current is not None:
             chunks.append(self._close(current))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
@@ -11,7 +12,11 @@ import openai
 from llama_index.core.llms import LLM
 
 from appliance.answering.citation_check import check_citations, drop_unsupported
+from appliance.answering.claim_guard import ClaimGuard
+from appliance.answering.claims import FLAG, Evidence
+from appliance.answering.extractive import SentenceExtractor, render
 from appliance.answering.first_token import first_token_within
+from appliance.answering.mode import AnswerMode, answer_mode
 from appliance.answering.prompt import (
     PROMPT_VERSION,
     build_messages,
@@ -19,9 +24,10 @@ from appliance.answering.prompt import (
     fit_sources,
     source_label,
 )
+from appliance.answering.repetition import is_looping
 from appliance.auth.principal import Principal, acting
 from appliance.domain import Answer, Citation, Hit
-from appliance.errors import InferenceUnavailable
+from appliance.errors import InferenceUnavailable, QuestionRejected
 from appliance.retrieval import Retriever
 from appliance.settings import Settings
 from appliance.settings.settings import AnsweringSettings
@@ -30,13 +36,18 @@ if TYPE_CHECKING:
     from appliance.connectors.cohere import CohereConnector
 
 _UNREACHABLE = (openai.APIConnectionError, openai.APITimeoutError, httpx.TransportError)
+# A loop is looked for when a sentence or line ends, not at every token.
+_ENDS_SENTENCE = re.compile(r"[.!?\n]")
 
 
 class AnswerStream:
-    """Iterate for the answer's text as it is generated; `answer` is complete afterwards.
+    """Iterate for the answer's text as it is shown; `answer` is complete afterwards.
 
-    When the model fails before or while answering and `degrade` is set, the stream ends with a
-    notice and the list of retrieved passages instead of raising, so the asker still gets them.
+    A generated answer goes through a ClaimGuard (numbers, identifiers and quotes the passages
+    do not contain are flagged, or stop the model and give way to the extractive answer), and
+    stops at the model's first repeat. When the model fails before or while answering and
+    `answering.when_inference_fails` is `passages`, the stream ends with a notice and the
+    extractive answer instead of raising, so the asker still gets what the documents say.
     """
 
     def __init__(
@@ -49,6 +60,9 @@ class AnswerStream:
         on_done: Callable[[Answer], None] | None = None,
         left_building: bool = False,
         abstained: bool = False,
+        mode: AnswerMode = "generate",
+        extract: Callable[[], str] | None = None,
+        guard: ClaimGuard | None = None,
     ) -> None:
         self.question = question
         self.hits = hits
@@ -58,43 +72,83 @@ class AnswerStream:
         self._on_done = on_done
         self._left_building = left_building
         self._abstained = abstained
+        self._mode = mode
+        self._extract = extract or (lambda: passage_list(hits))
+        self._guard = guard
         self._started = time.perf_counter()
         self.answer: Answer | None = None
 
     def __iter__(self) -> Iterator[str]:
-        parts: list[str] = []
+        shown: list[str] = []
         first_token_at: float | None = None
         notice: str | None = None
         try:
-            for delta in self._deltas:
+            for piece in self._model_text():
                 if first_token_at is None:
                     first_token_at = time.perf_counter() - self._started
-                parts.append(delta)
-                yield delta
+                shown.append(piece)
+                yield piece
         except InferenceUnavailable as error:
             if self._settings.when_inference_fails != "passages":
                 raise
-            notice = fallback_notice(error, answered_part=bool(parts))
-            fallback = f"{notice}\n\n{passage_list(self.hits)}".rstrip()
-            yield ("\n\n" if parts else "") + fallback
-        model_text = "".join(parts).strip()
-        citations, text = self._checked_citations(model_text)
-        if notice is not None:
-            text = f"{text}\n\n{notice}\n\n{passage_list(self.hits)}".strip()
+            notice = fallback_notice(error, answered_part=bool(shown))
+            fallback = f"{notice}\n\n{self._extract()}"
+            shown.append(("\n\n" if shown else "") + fallback)
+            yield shown[-1]
+        guard = self._guard
+        stopped_at = guard.stopped if guard else None
+        replaced = stopped_at is not None
+        if stopped_at is not None:
+            notice = replacement_notice(stopped_at.text)
+            shown.append(
+                ("\n\n" if "".join(shown).strip() else "") + f"{notice}\n\n{self._extract()}"
+            )
+            yield shown[-1]
+        citations, text = self._checked_citations("".join(shown).strip())
         self.answer = Answer(
             question=self.question,
             text=text,
             citations=citations,
             model=self._model,
-            prompt_version=PROMPT_VERSION,
+            prompt_version=PROMPT_VERSION if self._mode == "generate" else "",
             seconds_to_first_token=first_token_at,
             seconds_total=time.perf_counter() - self._started,
             left_building=self._left_building,
             abstained=self._abstained,
             notice=notice,
+            mode=self._mode,
+            unsupported_claims=[claim.to_dict() for claim in guard.unsupported] if guard else [],
+            claim_check=self._settings.unsupported if guard else None,
+            replaced=replaced,
         )
         if self._on_done:
             self._on_done(self.answer)
+
+    def _model_text(self) -> Iterator[str]:
+        """The model's text as it may be shown: checked by the guard, cut at a loop."""
+        guard = self._guard
+        deltas = self._deltas
+        try:
+            written = ""
+            for delta in deltas:
+                written += delta
+                piece = guard.feed(delta) if guard else delta
+                if piece:
+                    yield piece
+                if guard and guard.stopped:
+                    return
+                if _ENDS_SENTENCE.search(delta) and is_looping(written):
+                    break
+            if guard:
+                tail = guard.finish()
+                if tail:
+                    yield tail
+        finally:
+            # Stopping early (a loop, an unsupported claim, a reader gone) closes the stream,
+            # which closes its HTTP response, and vLLM stops generating for nobody.
+            close = getattr(deltas, "close", None)
+            if close is not None:
+                close()
 
     def _checked_citations(self, text: str) -> tuple[list[Citation], str]:
         """Numbered citations with the support check applied, and the answer text to keep."""
@@ -129,7 +183,14 @@ class AnswerStream:
 
 def fallback_notice(error: InferenceUnavailable, answered_part: bool) -> str:
     what = "The answer was cut off" if answered_part else "The language model could not answer"
-    return f"{what}: {error.message}. The passages that best match the question follow."
+    return f"{what}: {error.message}. What the documents say, quoted:"
+
+
+def replacement_notice(claim: str) -> str:
+    return (
+        f"The model's answer was stopped where it stated “{claim}”{FLAG}. "
+        "What the documents say, quoted:"
+    )
 
 
 def passage_list(hits: list[Hit], width: int = 240) -> str:
@@ -153,6 +214,28 @@ def abstention_text(best: float | None, threshold: float) -> str:
     )
 
 
+# Longer questions are refused: a page of text is not a question, and it would crowd the
+# passages out of the model's window.
+MAX_QUESTION_CHARS = 4000
+
+
+def checked_question(question: str) -> str:
+    """The question without surrounding white space; QuestionRejected when it is empty or
+    too long to be one."""
+    question = question.strip()
+    if not question:
+        raise QuestionRejected("the question is empty: write what you want to know")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise QuestionRejected(
+            f"the question is {len(question):,} characters long; the limit is "
+            f"{MAX_QUESTION_CHARS:,}: ask about one thing at a time"
+        )
+    return question
+
+
+# The `model` of an answer quoted from the passages: no language model wrote it.
+EXTRACTIVE = "extractive"
+
 # Called with who asked, over which collections, and the finished answer (the audit record).
 AnswerListener = Callable[[Principal, list[str] | None, Answer], None]
 
@@ -163,14 +246,27 @@ class AnswerService:
         settings: Settings,
         retriever: Retriever,
         llm: LLM,
+        extractor: SentenceExtractor,
         on_answer: AnswerListener | None = None,
         connector: CohereConnector | None = None,
+        model_size: Callable[[], float | None] = lambda: None,
     ) -> None:
         self._settings = settings
         self._retriever = retriever
         self._llm = llm
+        self._extractor = extractor
         self._on_answer = on_answer
         self._connector = connector
+        # The served model's size in billions of parameters (None: unknown), for mode auto.
+        self._model_size = model_size
+
+    def mode(self) -> AnswerMode:
+        return answer_mode(self._settings.answering, self._model_size())
+
+    def extract(self, question: str, hits: list[Hit]) -> str:
+        """The passages' sentences that best answer the question, each with its [n]."""
+        quotes = self._extractor.quotes(question, hits, self._settings.answering.extract_quotes)
+        return render(quotes) or passage_list(hits)
 
     def search(
         self,
@@ -181,7 +277,7 @@ class AnswerService:
     ) -> list[Hit]:
         """The chunks nearest the query among those `principal` may read (in `collections`)."""
         k = top_k or self._settings.retrieval.top_k
-        return self._retriever.retrieve(query, k, principal, collections)
+        return self._retriever.retrieve(checked_question(query), k, principal, collections)
 
     def stream(
         self,
@@ -190,6 +286,7 @@ class AnswerService:
         top_k: int | None = None,
         collections: list[str] | None = None,
     ) -> AnswerStream:
+        question = checked_question(question)
         llm_settings = self._settings.llm
         acting.set(principal)
         # Only a question scoped to collections an admin let out may use the cloud connector;
@@ -214,13 +311,25 @@ class AnswerService:
                 listener(principal, collections, answer)
 
         best = max((hit.score for hit in found), default=None)
+        mode = self.mode()
         if best is None or best < answering.abstain_below:
             # Nothing close enough: say so without asking the model (which would make something
             # up from unrelated passages), and still show the nearest passages.
             text = abstention_text(best, answering.abstain_below)
-            return AnswerStream(question, found, iter([text]), "", answering, done, abstained=True)
+            return AnswerStream(
+                question, found, iter([text]), "", answering, done, abstained=True, mode=mode
+            )
+        if mode == "extract" and not (outbound and outbound.uses("generate")):
+            text = self.extract(question, found)
+            return AnswerStream(
+                question, found, iter([text]), EXTRACTIVE, answering, done, mode=mode
+            )
         hits = fit_sources(found, llm_settings.context_window, llm_settings.max_tokens)
         messages = build_messages(question, hits)
+        guard = ClaimGuard(Evidence([hit.text for hit in hits], question), answering.unsupported)
+
+        def extract() -> str:
+            return self.extract(question, hits)
 
         if outbound and outbound.uses("generate"):
             prompt = "\n\n".join(str(message.content) for message in messages)
@@ -228,15 +337,17 @@ class AnswerService:
             text = outbound.generate(prompt, collections=scope, chunk_ids=chunk_ids)
             model = f"cohere:{outbound.settings.chat_model}"
             return AnswerStream(
-                question, hits, iter([text]), model, answering, done, left_building=True
-            )
+                question, hits, iter([text]), model, answering, done, left_building=True,
+                extract=extract, guard=guard,
+            )  # fmt: skip
         left = outbound is not None  # reranking sent the passages out
         deltas = first_token_within(
             self._generate(messages), answering.first_token_budget_s, llm_settings.base_url
         )
         return AnswerStream(
-            question, hits, deltas, llm_settings.model, answering, done, left_building=left
-        )
+            question, hits, deltas, llm_settings.model, answering, done, left_building=left,
+            extract=extract, guard=guard,
+        )  # fmt: skip
 
     def ask(
         self,

@@ -36,6 +36,11 @@ def query_payload(
         ],
         "abstained": answer.abstained,
         "notice": answer.notice,
+        # generate or extract; the model's claims no passage contains, and what was done.
+        "answer_mode": answer.mode,
+        "unsupported_claims": [claim["text"] for claim in answer.unsupported_claims],
+        "claim_check": answer.claim_check,
+        "replaced": answer.replaced,
         "seconds_to_first_token": answer.seconds_to_first_token,
         "seconds_total": round(answer.seconds_total, 4),
         "left_building": answer.left_building,

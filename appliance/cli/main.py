@@ -423,6 +423,13 @@ def ask(
     if as_json:
         _print_json(answer.to_dict())
         return
+    if answer.mode == "extract" and not answer.abstained:
+        console.print("[dim]Quoted from the documents (no language model wrote this answer).[/]")
+    claims = ", ".join(f"“{claim['text']}”" for claim in answer.unsupported_claims)
+    if claims and answer.claim_check != "replace":
+        console.print(
+            f"[yellow]⚠ Not in any source: {claims}. Check them before you rely on them.[/]"
+        )
     title = "Nearest passages" if answer.abstained else "Sources"
     console.print(f"\n[bold]{title}[/] (* = cited in the answer, ! = cited but unsupported)")
     for citation in answer.citations:
@@ -461,11 +468,25 @@ def evaluate(
         ),
     ] = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Passages ranked.")] = 10,
+    answer_mode: Annotated[
+        str | None,
+        typer.Option(
+            "--answer-mode",
+            help="Answering modes side by side, e.g. generate,extract (default: the settings').",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Score retrieval (hit@1, hit@5, MRR, nDCG@10) and answers against a gold set."""
     from appliance.evaluation.gold import load_gold
-    from appliance.evaluation.runner import METRICS, MODES, gate, parse_threshold, runs_for_modes
+    from appliance.evaluation.runner import (
+        ANSWER_MODES,
+        METRICS,
+        MODES,
+        gate,
+        parse_threshold,
+        runs_for_modes,
+    )
 
     try:
         thresholds = [parse_threshold(text) for text in minimum or []]
@@ -479,10 +500,18 @@ def evaluate(
         raise typer.BadParameter(
             f"{', '.join(unknown)}: the modes are {', '.join(MODES)}", param_hint="--compare"
         )
+    answer_modes = [mode.strip() for mode in (answer_mode or "").split(",") if mode.strip()]
+    wrong = [mode for mode in answer_modes if mode not in ANSWER_MODES]
+    if wrong:
+        raise typer.BadParameter(
+            f"{', '.join(wrong)}: the answering modes are {', '.join(ANSWER_MODES)}",
+            param_hint="--answer-mode",
+        )
     gold = load_gold(gold_file)
+    runs_total = len(modes) * max(1, len(answer_modes))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeElapsedColumn(), console=errors, disable=as_json) as progress:
-        task = progress.add_task(f"{len(gold)} questions", total=len(gold) * len(modes))
+        task = progress.add_task(f"{len(gold)} questions", total=len(gold) * runs_total)
         runs = list(
             runs_for_modes(
                 settings,
@@ -492,6 +521,7 @@ def evaluate(
                 not retrieval_only,
                 top_k,
                 lambda: progress.advance(task),
+                answer_modes if not retrieval_only else (),
             )
         )
     failures = gate(runs[0].metrics(), thresholds)
@@ -505,20 +535,24 @@ def evaluate(
             }
         )
     else:
-        table = Table("metric", *(run.mode for run in runs))
+        table = Table("metric", *(run.label for run in runs))
         measured = [run.metrics() for run in runs]
         for name in METRICS:
             digits = 0 if name.endswith("_ms") else 3
             values = [scores[name] for scores in measured]
             table.add_row(name, *("-" if v is None else f"{v:.{digits}f}" for v in values))
         console.print(table)
-        answered = "retrieval only" if retrieval_only else f"answers from {settings.llm.model}"
+        answered = (
+            "retrieval only"
+            if retrieval_only
+            else f"answers ({settings.answering.mode} unless named) by {settings.llm.model}"
+        )
         console.print(
             f"{len(gold)} questions from {gold_file}, top {top_k} passages, {answered}, "
             f"data in {settings.data_dir}"
         )
         for failure in failures:
-            errors.print(f"[bold red]below the minimum:[/] {runs[0].mode}: {failure}")
+            errors.print(f"[bold red]below the minimum:[/] {runs[0].label}: {failure}")
     if failures:
         raise typer.Exit(1)
 

@@ -219,9 +219,11 @@ def _measure(settings: Settings, gold: list[GoldQuestion], version: str, hidden:
     """The gold set's metrics answered by whatever vLLM serves now (temperature 0)."""
     from appliance.evaluation.runner import runs_for_modes
 
-    # Greedy decoding, so the two versions are compared on their answers, not on sampling luck.
+    # Greedy decoding, so the two versions are compared on their answers, not on sampling luck;
+    # the model writes every answer and nothing replaces it: the gate measures the model.
     llm = settings.llm.model_copy(update={"temperature": 0.0})
-    repeatable = settings.model_copy(update={"llm": llm})
+    answering = settings.answering.model_copy(update={"mode": "generate", "unsupported": "off"})
+    repeatable = settings.model_copy(update={"llm": llm, "answering": answering})
     mode = settings.retrieval.mode
     with _bar(f"gold set on {version}", len(gold), hidden) as advance:
         runs = runs_for_modes(repeatable, gold, [mode], _local_user(), True, 10, advance)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, get_args
 
+from appliance.answering.claims import Evidence, shown_unflagged
 from appliance.auth.principal import Principal
 from appliance.container import Components
 from appliance.domain import Answer, Hit
@@ -15,13 +16,17 @@ from appliance.errors import InferenceUnavailable
 from appliance.evaluation import metrics
 from appliance.evaluation.gold import GoldQuestion
 from appliance.settings import Settings
-from appliance.settings.settings import RetrievalSettings
+from appliance.settings.settings import AnsweringSettings, RetrievalSettings
 
 MODES: tuple[str, ...] = get_args(RetrievalSettings.model_fields["mode"].annotation)
+ANSWER_MODES: tuple[str, ...] = get_args(AnsweringSettings.model_fields["mode"].annotation)
 # What `--min` may name: the higher the better. Latencies are reported, not gated.
 QUALITY = ("hit@1", "hit@5", "mrr", "ndcg@10", "answer_contains")
+# Shares of the answers: the model stated a number, identifier or quote no passage contains;
+# it was flagged / replaced; and what a reader would see unmarked (the one that must be 0).
+CLAIMS = ("unsupported", "flagged", "replaced", "unsupported_shown_unflagged")
 LATENCY = ("retrieval_p50_ms", "retrieval_p95_ms", "answer_p50_ms", "answer_p95_ms")
-METRICS = (*QUALITY, "abstention", *LATENCY)
+METRICS = (*QUALITY, "abstention", *CLAIMS, *LATENCY)
 
 Search = Callable[[str, int], list[Hit]]
 Ask = Callable[[str], Answer]
@@ -39,6 +44,11 @@ class QuestionResult:
     # None where the line has no expected answer, or nothing was generated.
     answer_contains: bool | None = None
     abstained: bool | None = None
+    # The claim check's view of the answer (None where nothing was answered).
+    unsupported: bool | None = None
+    flagged: bool | None = None
+    replaced: bool | None = None
+    unsupported_shown_unflagged: bool | None = None
 
     @property
     def first_relevant_rank(self) -> int | None:
@@ -54,6 +64,15 @@ class EvalRun:
     top_k: int
     generated: bool
     results: list[QuestionResult] = field(default_factory=list)
+    answer_mode: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.mode}/{self.answer_mode}" if self.answer_mode else self.mode
+
+    def _share(self, name: str) -> float | None:
+        flags = [getattr(r, name) for r in self.results if getattr(r, name) is not None]
+        return metrics.mean([float(flag) for flag in flags])
 
     def metrics(self) -> dict[str, float | None]:
         rankings = [result.relevance for result in self.results]
@@ -68,6 +87,7 @@ class EvalRun:
             "ndcg@10": metrics.mean([metrics.ndcg_at(ranking, 10) for ranking in rankings]),
             "answer_contains": metrics.mean([float(flag) for flag in contains]),
             "abstention": metrics.mean([float(flag) for flag in abstained]),
+            **{name: self._share(name) for name in CLAIMS},
             "retrieval_p50_ms": metrics.percentile(retrieval_ms, 50),
             "retrieval_p95_ms": metrics.percentile(retrieval_ms, 95),
             "answer_p50_ms": metrics.percentile(answer_ms, 50),
@@ -77,6 +97,7 @@ class EvalRun:
     def to_dict(self) -> dict[str, Any]:
         return {
             "mode": self.mode,
+            "answer_mode": self.answer_mode,
             "top_k": self.top_k,
             "generated": self.generated,
             "questions": len(self.results),
@@ -92,11 +113,12 @@ def run_gold(
     ask: Ask | None = None,
     top_k: int = 10,
     on_question: Callable[[], None] | None = None,
+    answer_mode: str | None = None,
 ) -> EvalRun:
-    """Every gold question once; `ask` (generation) is optional."""
+    """Every gold question once; `ask` (answering) is optional."""
     # One untimed search first: loading the model and building the BM25 index are not latency.
     search(gold[0].question, top_k)
-    run = EvalRun(mode=mode, top_k=top_k, generated=ask is not None)
+    run = EvalRun(mode=mode, top_k=top_k, generated=ask is not None, answer_mode=answer_mode)
     for item in gold:
         started = time.perf_counter()
         hits = search(item.question, top_k)
@@ -115,10 +137,23 @@ def run_gold(
             if item.expected_answer:
                 result.answer_contains = _normal(item.expected_answer) in _normal(answer.text)
             result.abstained = answer.abstained
+            _claim_results(result, answer)
         run.results.append(result)
         if on_question:
             on_question()
     return run
+
+
+def _claim_results(result: QuestionResult, answer: Answer) -> None:
+    result.unsupported = bool(answer.unsupported_claims)
+    result.flagged = result.unsupported and answer.claim_check == "flag"
+    result.replaced = answer.replaced
+    # Checked again here, on the text a reader gets, against the passages it cites from:
+    # what the answer service did is not taken on trust.
+    passages = [citation.hit.text for citation in answer.citations]
+    result.unsupported_shown_unflagged = bool(
+        shown_unflagged(answer.text, Evidence(passages, answer.question))
+    )
 
 
 def _normal(text: str) -> str:
@@ -133,12 +168,19 @@ def runs_for_modes(
     generate: bool,
     top_k: int,
     on_question: Callable[[], None] | None = None,
+    answer_modes: Sequence[str] = (),
 ) -> Iterator[EvalRun]:
-    """The gold set under each retrieval mode, through the same services `appliance ask` uses."""
+    """The gold set under each retrieval mode (and each answering mode, when answering),
+    through the same services `appliance ask` uses."""
     shared: Components | None = None
-    for mode in modes:
+    pairs = [(mode, answer_mode) for mode in modes for answer_mode in answer_modes or [None]]
+    for mode, answer_mode in pairs:
         retrieval = settings.retrieval.model_copy(update={"mode": mode})
-        components = Components(settings.model_copy(update={"retrieval": retrieval}))
+        answering = settings.answering
+        if answer_mode:
+            answering = answering.model_copy(update={"mode": answer_mode})
+        update = {"retrieval": retrieval, "answering": answering}
+        components = Components(settings.model_copy(update=update))
         if shared is None:
             shared = components
         else:
@@ -158,7 +200,9 @@ def runs_for_modes(
                     f"{error.message}; or measure retrieval alone with --retrieval-only"
                 ) from error
 
-        yield run_gold(gold, mode, search, ask if generate else None, top_k, on_question)
+        yield run_gold(
+            gold, mode, search, ask if generate else None, top_k, on_question, answer_mode
+        )
 
 
 def parse_threshold(text: str) -> tuple[str, float]:

@@ -49,8 +49,15 @@ def _text(content: str | list[dict[str, Any]] | None) -> str:
 def _question(body: ChatRequest) -> str:
     for message in reversed(body.messages):
         if message.role == "user" and _text(message.content).strip():
-            return _text(message.content).strip()[:4000]
+            # Checked (length) by the answer service, as every question is.
+            return _text(message.content).strip()
     raise UploadRejected("the conversation has no user message to answer")
+
+
+def _answer_fields(answer: dict[str, Any]) -> dict[str, Any]:
+    """What the appliance adds to OpenAI's shape besides the sources (see POST /v1/query)."""
+    fields = ("abstained", "notice", "mode", "unsupported_claims", "claim_check", "replaced")
+    return {name: answer[name] for name in fields}
 
 
 @openai_router.get("/v1/models")
@@ -89,8 +96,7 @@ def chat_completions(
             ],
             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
             "sources": answer["citations"],
-            "abstained": answer["abstained"],
-            "notice": answer["notice"],
+            **_answer_fields(answer),
         }
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
@@ -119,8 +125,7 @@ def chat_completions(
             {},
             "stop",
             sources=answer["citations"],
-            abstained=answer["abstained"],
-            notice=answer["notice"],
+            **_answer_fields(answer),
         )
         yield "data: [DONE]\n\n"
 

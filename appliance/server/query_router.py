@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
-from appliance.answering.answer_service import AnswerStream
+from appliance.answering.answer_service import MAX_QUESTION_CHARS, AnswerStream
 from appliance.container import Components
 from appliance.errors import ApplianceError
 from appliance.server.auth import Reader
@@ -18,8 +18,14 @@ from appliance.server.auth import Reader
 query_router = APIRouter(tags=["query"])
 
 
+# Blank questions and pages of text are refused with a 422 that says which.
+Question = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUESTION_CHARS)
+]
+
+
 class QueryRequest(BaseModel):
-    question: str = Field(min_length=1, max_length=4000)
+    question: Question
     top_k: int | None = Field(default=None, ge=1, le=50)
     # Search only these collections (default: every collection the key's groups may read).
     collections: list[str] | None = Field(default=None, max_length=20)
@@ -45,6 +51,12 @@ class CitationBody(BaseModel):
     collection: str
 
 
+class ClaimBody(BaseModel):
+    text: str
+    kind: Literal["number", "identifier", "quote"]
+    supported: bool
+
+
 class QueryResponse(BaseModel):
     question: str
     answer: str
@@ -57,12 +69,21 @@ class QueryResponse(BaseModel):
     left_building: bool
     # True when no passage was close enough to answer from: the sources are the nearest ones.
     abstained: bool
-    # Why the answer is only the passages (the model was down or too slow); null otherwise.
+    # Why the answer is (partly) quotes of the passages: the model was down or too slow, or it
+    # stated something no passage contains; null otherwise.
     notice: str | None
+    # generate: a language model wrote the answer; extract: quoted from the passages.
+    mode: Literal["generate", "extract"]
+    # The model's numbers, identifiers and quotes that no passage contains.
+    unsupported_claims: list[ClaimBody]
+    # What answering.unsupported did with them: flag, replace or off (null: nothing generated).
+    claim_check: Literal["flag", "replace", "off"] | None
+    # True when the model was stopped at an unsupported claim and quotes follow.
+    replaced: bool
 
 
 class SearchRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=4000)
+    query: Question
     top_k: int | None = Field(default=None, ge=1, le=50)
     collections: list[str] | None = Field(default=None, max_length=20)
 

@@ -139,8 +139,20 @@ class AnsweringSettings(_Section):
     # passages: a dead inference service, or one slower than the budget, still gets the asker
     # the retrieved passages with a notice; error: the API answers 503 instead.
     when_inference_fails: Literal["passages", "error"] = "passages"
-    # Seconds to wait for the model's first token before answering with the passages alone.
+    # Seconds to wait for the model's first token before answering from the passages alone.
     first_token_budget_s: float = Field(default=60.0, gt=0)
+    # generate: the model writes the answer. extract: the passages' sentences that best answer
+    # it are quoted with their [n] (no model, nothing invented). auto: extract while the served
+    # model is smaller than generate_min_parameters_b (measured: the 135M CPU model's answers
+    # hold the fact far less often than the quotes do; README "Answers that hold").
+    mode: Literal["generate", "extract", "auto"] = "auto"
+    generate_min_parameters_b: float = Field(default=3.0, ge=0)
+    # What happens to a generated number, identifier or quote no passage contains:
+    # replace: the model is stopped there and the extractive answer follows, saying why;
+    # flag: it is shown marked "(⚠ not in the sources)"; off: shown as is (still audited).
+    unsupported: Literal["flag", "replace", "off"] = "replace"
+    # Quotes in an extractive answer (each one sentence, or two that follow each other).
+    extract_quotes: int = Field(default=2, ge=1, le=5)
 
 
 class LLMSettings(_Section):
@@ -154,6 +166,13 @@ class LLMSettings(_Section):
     context_window: int = 2048
     request_timeout_s: float = 120.0
     connect_timeout_s: float = 3.0
+    # The served model's size in billions of parameters, for answering.mode auto. null: read
+    # from the active version's config.json in models.dir (unknown, as for a remote server:
+    # the model answers, and its claims are checked).
+    parameters_b: float | None = Field(default=None, gt=0)
+    # Sampling against loops (vLLM's OpenAI API takes both; 1.0 and 0.0 leave them off).
+    repetition_penalty: float = Field(default=1.0, gt=0)
+    frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
 
 
 class InferenceSettings(_Section):

@@ -92,3 +92,16 @@ def test_real_tokenizer_chunks_with_their_header_fit_the_window(embedder: Embedd
         embedder.count_tokens(retrieval_text(chunk.text, title, chunk.section)) <= 254
         for chunk in chunks
     )
+
+
+def test_a_label_is_carried_into_the_chunk_of_what_it_names() -> None:
+    blocks = [
+        Block(words(6, "a") + ".", "NarrativeText"),
+        Block("work_mem (integer)", "UncategorizedText"),
+        Block(words(6, "b") + ".", "NarrativeText"),
+    ]
+    chunks = Chunker(WordTokenizer(), max_tokens=9, overlap_tokens=0).split(blocks)
+    assert [chunk.text.splitlines() for chunk in chunks] == [
+        [words(6, "a") + "."],
+        ["work_mem (integer)", words(6, "b") + "."],
+    ]

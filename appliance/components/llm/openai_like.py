@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 from llama_index.llms.openai_like import OpenAILike
 
@@ -22,6 +24,17 @@ def _send_request_id(request: httpx.Request) -> None:
         request.headers["X-Request-Id"] = current
 
 
+def sampling_kwargs(settings: LLMSettings) -> dict[str, Any]:
+    """Sampling settings beyond the OpenAI basics, in the request body vLLM reads them from."""
+    extra: dict[str, Any] = {}
+    if settings.frequency_penalty:
+        extra["frequency_penalty"] = settings.frequency_penalty
+    if settings.repetition_penalty != 1.0:
+        # Not an OpenAI parameter: the SDK sends extra_body's keys as they are.
+        extra["extra_body"] = {"repetition_penalty": settings.repetition_penalty}
+    return extra
+
+
 def build_openai_like(settings: LLMSettings) -> OpenAILike:
     return OpenAILike(
         model=settings.model,
@@ -33,6 +46,7 @@ def build_openai_like(settings: LLMSettings) -> OpenAILike:
         temperature=settings.temperature,
         timeout=settings.request_timeout_s,
         max_retries=0,
+        additional_kwargs=sampling_kwargs(settings),
         http_client=httpx.Client(
             timeout=_timeout(settings), event_hooks={"request": [_send_request_id]}
         ),

@@ -117,7 +117,25 @@ function showCitations(citations) {
   );
 }
 
-// Reads OpenAI-style server-sent events: content deltas, then a last chunk carrying `sources`.
+// How the answer was made, and what in it no source contains (the server checked each number,
+// name and quote of a generated answer against the passages).
+function showAnswerNote(final) {
+  const note = $("#answer-note");
+  const parts = [];
+  if (final.mode === "extract") parts.push("Quoted from the documents (no language model wrote this answer).");
+  const claims = (final.unsupported_claims || []).map((claim) => `“${claim.text}”`);
+  if (claims.length && final.claim_check === "flag") {
+    parts.push(`⚠ Not in any source: ${claims.join(", ")}. Check them before you rely on them.`);
+  } else if (claims.length && final.claim_check === "off") {
+    parts.push(`Not in any source (unchecked answer): ${claims.join(", ")}.`);
+  }
+  note.textContent = parts.join(" ");
+  note.className = claims.length ? "warn" : "meta";
+  note.hidden = !parts.length;
+}
+
+// Reads OpenAI-style server-sent events: content deltas, then a last chunk carrying `sources`
+// and the appliance's own fields (mode, unsupported_claims, ...).
 async function streamAnswer(question, onDelta) {
   const response = await fetch("/v1/chat/completions", {
     method: "POST",
@@ -128,7 +146,7 @@ async function streamAnswer(question, onDelta) {
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
-  let sources = [];
+  let final = { sources: [] };
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
@@ -140,16 +158,16 @@ async function streamAnswer(question, onDelta) {
       for (const line of event.split("\n")) {
         if (!line.startsWith("data: ")) continue;
         const data = line.slice(6);
-        if (data === "[DONE]") return sources;
+        if (data === "[DONE]") return final;
         const chunk = JSON.parse(data);
         if (chunk.error) throw new ApiError(chunk.error.message);
         const delta = chunk.choices[0].delta.content;
         if (delta) onDelta(delta);
-        if (chunk.sources) sources = chunk.sources;
+        if (chunk.sources) final = chunk;
       }
     }
   }
-  return sources;
+  return final;
 }
 
 async function ask(event) {
@@ -167,16 +185,19 @@ async function ask(event) {
     button.classList.remove("chosen");
   });
   $("#citations").replaceChildren();
+  $("#answer-note").hidden = true;
   const answer = $("#answer");
   answer.textContent = "";
   answer.classList.add("streaming");
   $("#ask").disabled = true;
   try {
-    state.citations = await streamAnswer(question, (delta) => {
+    const final = await streamAnswer(question, (delta) => {
       state.answer += delta;
       answer.textContent = state.answer;
     });
+    state.citations = final.sources;
     showCitations(state.citations);
+    showAnswerNote(final);
     $("#feedback").hidden = false;
     $("#answer-box").dataset.done = "true";
   } catch (error) {
