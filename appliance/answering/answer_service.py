@@ -294,6 +294,10 @@ class AnswerService:
         scope = set(collections or ())
         outbound = self._connector if self._connector and self._connector.may_send(scope) else None
         k = top_k or self._settings.retrieval.top_k
+        mode = self.mode()
+        if mode == "extract" and not (outbound and outbound.uses("generate")) and not top_k:
+            # Quotes are chosen from more passages than a prompt holds (no window to fill).
+            k = max(k, self._settings.answering.extract_passages)
         if outbound and outbound.uses("rerank"):
             candidates = self.search(question, principal, k * 3, collections)
             ranked = outbound.rerank(
@@ -311,7 +315,6 @@ class AnswerService:
                 listener(principal, collections, answer)
 
         best = max((hit.score for hit in found), default=None)
-        mode = self.mode()
         if best is None or best < answering.abstain_below:
             # Nothing close enough: say so without asking the model (which would make something
             # up from unrelated passages), and still show the nearest passages.

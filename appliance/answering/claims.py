@@ -15,7 +15,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
+
+from appliance.answering.citation_check import content_words, sentence_spans
 
 ClaimKind = Literal["number", "identifier", "quote"]
 # Written right after an unsupported claim that is shown anyway (answering.unsupported: flag).
@@ -183,33 +186,64 @@ def _quantities(text: str) -> Iterable[tuple[int, int, _Quantity]]:
         yield match.start(), match.end(), _quantity(match["value"], match["unit"])
 
 
+# Passage sentences, for the context a quantity is stated in.
+_PASSAGE_SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
+_NUMBER_WORD = re.compile(rf"\b(?:{'|'.join(NUMBER_WORDS)})\b", re.IGNORECASE)
+
+
+def _context_words(text: str) -> set[str]:
+    """What a sentence is about: its content words, less units (every duration says "hour")."""
+    return content_words(text) - _unit_stems()
+
+
+@lru_cache(maxsize=1)
+def _unit_stems() -> frozenset[str]:
+    return frozenset(content_words(" ".join(_UNITS)))
+
+
 def _normal(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().casefold()
 
 
 class Evidence:
-    """What the passages (and the question) state, indexed once for every claim of an answer."""
+    """What the passages (and the question) state, indexed once for every claim of an answer.
+
+    A quantity counts as stated only by a passage sentence that shares a word with the claim's
+    own sentence or the question: "within one hour" (reporting a lost laptop) does not support
+    "a VPN session lasts 1 hour", while "A VPN session expires after 11 hours" would support 11.
+    """
 
     def __init__(self, passages: Iterable[str], question: str = "") -> None:
-        texts = [*passages, question]
-        self._text = " \n ".join(_normal(text) for text in texts)
-        self._bare: set[float] = set()
-        self._measured: set[tuple[str, float]] = set()
-        for text in texts:
-            for _, _, quantity in _quantities(text):
-                self._bare.add(quantity.value)
-                for base in quantity.bases:
-                    self._measured.add((quantity.dimension or "", base))
-        self._bare.update(
-            float(value)
-            for word, value in NUMBER_WORDS.items()
-            if re.search(rf"\b{word}\b", self._text)
-        )
+        passages = list(passages)
+        self._text = " \n ".join(_normal(text) for text in [*passages, question])
+        self.question_words = _context_words(question)
+        # Quantities by value: the words of each passage sentence stating it (None: the
+        # question states it, which supports it whatever the context).
+        self._bare: dict[float, list[frozenset[str] | None]] = {}
+        self._measured: dict[tuple[str, float], list[frozenset[str] | None]] = {}
+        for sentence in (part for text in passages for part in _PASSAGE_SENTENCE.split(text)):
+            self._index(sentence, frozenset(_context_words(sentence)))
+        self._index(question, None)
 
-    def states_quantity(self, quantity: _Quantity) -> bool:
+    def _index(self, text: str, words: frozenset[str] | None) -> None:
+        for _, _, quantity in _quantities(text):
+            self._bare.setdefault(quantity.value, []).append(words)
+            for base in quantity.bases:
+                self._measured.setdefault((quantity.dimension or "", base), []).append(words)
+        for match in _NUMBER_WORD.finditer(text):
+            self._bare.setdefault(float(NUMBER_WORDS[match.group().lower()]), []).append(words)
+
+    def states_quantity(self, quantity: _Quantity, context: set[str]) -> bool:
+        """Whether a passage sentence sharing a word with `context` states this quantity."""
         if quantity.dimension is None:
-            return quantity.value in self._bare
-        return any((quantity.dimension, base) in self._measured for base in quantity.bases)
+            found = self._bare.get(quantity.value, [])
+        else:
+            found = [
+                words
+                for base in quantity.bases
+                for words in self._measured.get((quantity.dimension, base), [])
+            ]
+        return any(words is None or words & context for words in found)
 
     def contains(self, text: str) -> bool:
         needle = _normal(text)
@@ -279,10 +313,15 @@ def find_claims(answer: str) -> list[tuple[int, int, ClaimKind, object]]:
 def check_claims(answer: str, evidence: Evidence) -> list[Claim]:
     """Every claim of `answer`, each marked supported or not by `evidence`."""
     claims = []
+    spans = sentence_spans(answer)
     for start, end, kind, what in find_claims(answer):
         if kind == "number":
             assert isinstance(what, _Quantity)
-            supported = evidence.states_quantity(what)
+            sentence = next(
+                (answer[b:e] for b, e in spans if b <= start < e), answer[max(0, start - 200) : end]
+            )
+            context = _context_words(sentence) | evidence.question_words
+            supported = evidence.states_quantity(what, context)
         elif kind == "quote":
             assert isinstance(what, str)
             supported = evidence.contains(what) or _code_parts_given(what, evidence)

@@ -12,7 +12,8 @@ PASSAGES = [
     "default.",
     "checkpoint_timeout (integer)\nMaximum time between automatic WAL checkpoints. The "
     "default is five minutes (5min). Run pg_dump --no-owner to leave out ownership. Edit "
-    '/etc/postgresql/postgresql.conf; valid values are "try" and "off". Between 5-10 seconds.',
+    '/etc/postgresql/postgresql.conf; valid values are "try" and "off". Retries wait '
+    "between 5-10 seconds.",
 ]
 EVIDENCE = Evidence(PASSAGES, "What is the default of work_mem?")
 
@@ -30,7 +31,7 @@ def verdicts(answer: str) -> list[tuple[str, str, bool]]:
         "It defaults to 4096 kB.",  # the same quantity in another unit
         "Checkpoints happen every 5 minutes, that is 300 seconds.",
         "Set it to -1 to use the system default.",
-        "Wait between 5 and 10 seconds.",
+        "Retries wait between 5 and 10 seconds.",
     ],
 )
 def test_a_right_number_is_supported(answer: str) -> None:
@@ -41,6 +42,19 @@ def test_a_right_number_is_supported(answer: str) -> None:
 def test_a_wrong_number_is_unsupported() -> None:
     assert verdicts("The default is 8MB.") == [("8MB", "number", False)]
     assert verdicts("Checkpoints happen every 15 minutes.") == [("15 minutes", "number", False)]
+
+
+def test_a_number_stated_about_something_else_is_unsupported() -> None:
+    evidence = Evidence(
+        [
+            "A VPN session expires after 11 hours, even when it is in use.",
+            "Report a lost laptop to the service desk within one hour.",
+        ],
+        "How long does a VPN session last?",
+    )
+    assert [c.supported for c in check_claims("The answer is: 1 hour.", evidence)] == [False]
+    assert [c.supported for c in check_claims("It lasts 11 hours [1].", evidence)] == [True]
+    assert [c.supported for c in check_claims("Report it within 1 hour.", evidence)] == [True]
 
 
 def test_a_right_number_with_a_wrong_unit_is_unsupported() -> None:
