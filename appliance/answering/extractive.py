@@ -43,6 +43,7 @@ _NAME_QUESTION = re.compile(
 # How many later sentences of its paragraph may complete a quote (see `completed`).
 _COMPLETION_REACH = 4
 _DEFAULT = re.compile(r"\bdefault", re.IGNORECASE)
+_RULE = re.compile(r"(?<!\S)([=\-~_*#^+])\1{2,}(?!\S)")
 _MAX_SENTENCE_CHARS = 600
 
 
@@ -121,7 +122,8 @@ def candidates(hits: Sequence[Hit], window: int = 2) -> list[_Candidate]:
     for rank, hit in enumerate(hits):
         label: str | None = None
         for raw in hit.text.split("\n"):
-            line = " ".join(raw.split())
+            # Plain-text heading underlines ("=====", "-----") are layout, not words.
+            line = " ".join(_RULE.sub(" ", raw).split())
             if not line:
                 continue
             if is_label(line):
