@@ -32,6 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# Run as a script, this folder comes first on the path, and bench/models.py would shadow the
+# appliance's `models` package.
+sys.path[:] = [
+    str(ROOT),
+    *(entry for entry in sys.path if Path(entry or ".").resolve() != ROOT / "bench"),
+]
 CACHE = ROOT / ".cache"
 APPLIANCE = ROOT / ".venv" / "bin" / "appliance"
 

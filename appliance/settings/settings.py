@@ -157,6 +157,13 @@ class AnsweringSettings(_Section):
     extract_quotes: int = Field(default=2, ge=1, le=5)
     extract_passages: int = Field(default=6, ge=1, le=50)
 
+    @field_validator("citation_check", "unsupported", mode="before")
+    @classmethod
+    def _off_is_a_word(cls, value: object) -> object:
+        # YAML reads a bare `off` (in settings.yaml or APPLIANCE__ANSWERING__UNSUPPORTED=off)
+        # as false; the setting means the word.
+        return "off" if value is False else value
+
 
 class LLMSettings(_Section):
     mode: Literal["openai_like"] = "openai_like"

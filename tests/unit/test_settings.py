@@ -104,3 +104,12 @@ def test_cohere_settings_refuse_a_base_url_that_is_not_http(tmp_path: Path) -> N
     write(tmp_path, "settings.yaml", "connectors:\n  cohere:\n    base_url: api.cohere.com\n")
     with pytest.raises(SettingsError, match="base_url"):
         load_settings(tmp_path, [], environ={})
+
+
+def test_a_bare_off_means_the_word_not_false() -> None:
+    environ = {
+        "APPLIANCE__ANSWERING__UNSUPPORTED": "off",
+        "APPLIANCE__ANSWERING__CITATION_CHECK": "off",
+    }
+    settings = load_settings(environ=environ)
+    assert (settings.answering.unsupported, settings.answering.citation_check) == ("off", "off")
