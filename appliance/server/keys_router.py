@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from appliance.auth.principal import Role
 from appliance.container import Components
+from appliance.errors import PermissionDenied
 from appliance.server.auth import Admin
 
 keys_router = APIRouter(tags=["keys"])
@@ -22,6 +23,14 @@ class KeyBody(BaseModel):
 
 @keys_router.post("/v1/keys", status_code=201)
 def create_key(body: KeyBody, request: Request, principal: Admin) -> dict[str, Any]:
+    """A reader or admin key. Auditor keys are made only on the host (`appliance keys create
+    --role auditor`): an admin who could mint one could read every user's questions."""
+    if body.role == "auditor":
+        raise PermissionDenied(
+            "auditor keys are not made over the API: an admin could otherwise read every "
+            "user's questions and answers; create one on the host with "
+            "`appliance keys create --role auditor`"
+        )
     components: Components = request.app.state.components
     key, token = components.keys.create(body.user, body.role, body.groups, principal.user)
     components.audit.append("key_created", principal.user, principal.audit_groups(), key.to_dict())
