@@ -115,17 +115,33 @@ def split_sentences(line: str) -> list[str]:
     return [piece for piece in pieces if piece]
 
 
+def layout_lines(raw: str) -> list[str]:
+    """The lines of a parsed block, with plain-text heading underlines ("=====", "-----")
+    read as the line breaks they were before parsing joined them: "Session limits -----
+    A VPN session expires ..." is a heading over a sentence, not one sentence."""
+    pieces = [" ".join(piece.split()) for piece in _RULE.sub("\n", raw).split("\n")]
+    lines: list[str] = []
+    for index, piece in enumerate(pieces):
+        if not piece:
+            continue
+        underlined = index + 1 < len(pieces)  # a rule came after it
+        sentences = split_sentences(piece)
+        # Only the words just above a rule are its heading; earlier sentences stay text.
+        if underlined and len(sentences) > 1 and is_label(sentences[-1]):
+            lines.append(piece[: piece.rindex(sentences[-1])].strip())
+            lines.append(sentences[-1])
+        else:
+            lines.append(piece)
+    return [line for line in lines if line]
+
+
 def candidates(hits: Sequence[Hit], window: int = 2) -> list[_Candidate]:
     """Every quotable run of up to `window` sentences of a paragraph, with its label."""
     found = []
     paragraphs = 0
     for rank, hit in enumerate(hits):
         label: str | None = None
-        for raw in hit.text.split("\n"):
-            # Plain-text heading underlines ("=====", "-----") are layout, not words.
-            line = " ".join(_RULE.sub(" ", raw).split())
-            if not line:
-                continue
+        for line in (line for raw in hit.text.split("\n") for line in layout_lines(raw)):
             if is_label(line):
                 label = line
                 continue

@@ -19,7 +19,7 @@ from appliance.auth.keys import check_groups
 from appliance.auth.principal import Principal
 from appliance.container import Components
 from appliance.domain import DocumentAccess
-from appliance.errors import DocumentNotFound
+from appliance.errors import DocumentNotFound, PermissionDenied
 from appliance.server.auth import Admin, Reader
 
 if TYPE_CHECKING:
@@ -160,7 +160,16 @@ class SourceBody(BaseModel):
 
 @documents_router.post("/v1/sources", status_code=201)
 def add_source(body: SourceBody, request: Request, principal: Admin) -> dict[str, Any]:
-    return jobs_of(request).add_source(Path(body.path)).__dict__
+    roots = request.app.state.components.settings.access.allowed_source_roots
+    folder = Path(body.path)
+    if not any(folder.resolve().is_relative_to(root.resolve()) for root in roots):
+        allowed = ", ".join(map(str, roots)) or "none are listed"
+        raise PermissionDenied(
+            f"{folder} is outside the folders an admin key may register as sources "
+            f"(access.allowed_source_roots: {allowed}); register it on the host with "
+            "`appliance sources add`, or list its parent there"
+        )
+    return jobs_of(request).add_source(folder).__dict__
 
 
 @documents_router.get("/v1/sources")

@@ -227,6 +227,10 @@ class AccessSettings(_Section):
     default_collection: str = "general"
     # The longest matching path wins, so a subfolder can be narrower than its parent.
     sources: list[SourceAccess] = Field(default_factory=list)
+    # Folders an admin key may register as a source over the API: a folder's real path must be
+    # inside one. None by default: an admin key alone cannot make /etc or the data folder a
+    # source; folders are registered on the host (`appliance sources add`) or listed here.
+    allowed_source_roots: list[Path] = Field(default_factory=list)
 
 
 class AuthSettings(_Section):

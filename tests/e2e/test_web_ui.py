@@ -20,7 +20,7 @@ import uvicorn
 from appliance.container import Components
 from appliance.server.app import create_app
 from ingest.service import document_id
-from tests.conftest import CORPUS, ROOT, free_port
+from tests.conftest import CORPUS, ROOT, free_port, settings_for
 from tests.e2e.conftest import Inference
 
 pytestmark = pytest.mark.e2e
@@ -40,7 +40,14 @@ def _chromium() -> str:
 @pytest.fixture
 def server(inference: Inference, tmp_path: Path, embedder) -> Iterator[tuple[str, Components]]:
     """The API served by uvicorn on a free port, as `appliance serve` runs it."""
-    components = Components(inference.settings(tmp_path / "data"))
+    # The admin registers tmp_path/corpus from the web page: allowed under tmp_path only.
+    components = Components(
+        settings_for(
+            tmp_path / "data",
+            **inference.overrides,
+            APPLIANCE__ACCESS__ALLOWED_SOURCE_ROOTS=f"[{tmp_path}]",
+        )
+    )
     components.embedder = embedder
     port = free_port()
     config = uvicorn.Config(

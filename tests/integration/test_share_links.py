@@ -13,8 +13,13 @@ from pathlib import Path
 
 from appliance.container import Components
 from appliance.settings import Settings
-from tests.conftest import CORPUS, api_client
+from tests.conftest import CORPUS, api_client, settings_for
 from tests.integration.test_api_documents import wait_done
+
+
+def _share_settings(tmp_path: Path) -> Settings:
+    """An admin key may register folders under tmp_path (access.allowed_source_roots)."""
+    return settings_for(tmp_path / "data", APPLIANCE__ACCESS__ALLOWED_SOURCE_ROOTS=f"[{tmp_path}]")
 
 
 def _sync(admin, share: Path) -> dict:
@@ -22,9 +27,8 @@ def _sync(admin, share: Path) -> dict:
     return wait_done(admin, admin.post(f"/v1/sources/{source['source_id']}/sync").json()["job_id"])
 
 
-def test_links_in_a_share_are_never_ingested_or_served(
-    settings: Settings, embedder, tmp_path: Path
-) -> None:
+def test_links_in_a_share_are_never_ingested_or_served(embedder, tmp_path: Path) -> None:
+    settings = _share_settings(tmp_path)
     components = Components(settings)
     components.embedder = embedder
     admin = api_client(settings, components, role="admin")
@@ -55,8 +59,9 @@ def test_links_in_a_share_are_never_ingested_or_served(
 
 
 def test_a_file_swapped_for_a_link_after_indexing_is_not_served_and_sync_drops_it(
-    settings: Settings, embedder, tmp_path: Path
+    embedder, tmp_path: Path
 ) -> None:
+    settings = _share_settings(tmp_path)
     components = Components(settings)
     components.embedder = embedder
     admin = api_client(settings, components, role="admin")
@@ -84,3 +89,35 @@ def test_a_file_swapped_for_a_link_after_indexing_is_not_served_and_sync_drops_i
 
 def key_bytes_absent(content: bytes, settings: Settings) -> bool:
     return (settings.data_dir / "secrets" / "audit.key").read_bytes() not in content
+
+
+def test_an_admin_key_registers_only_folders_under_the_allowed_roots(
+    embedder, tmp_path: Path
+) -> None:
+    """Security review, finding 7: any folder could be a source (`/etc`, the data folder), its
+    files then readable by `everyone`. The folder under the allowed root is registered by the
+    same admin key, so the refusals are the roots' doing."""
+    allowed = tmp_path / "shares"
+    (allowed / "team").mkdir(parents=True)
+    settings = settings_for(
+        tmp_path / "data", APPLIANCE__ACCESS__ALLOWED_SOURCE_ROOTS=f"[{allowed}]"
+    )
+    components = Components(settings)
+    components.embedder = embedder
+    admin = api_client(settings, components, role="admin")
+    # A link inside the allowed root that points out of it is judged by where it leads.
+    (allowed / "escape").symlink_to(settings.data_dir, target_is_directory=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    for folder in ("/etc", "/", str(settings.data_dir), str(allowed / "escape"), f"{allowed}/../"):
+        refused = admin.post("/v1/sources", json={"path": folder})
+        assert refused.status_code == 403, (folder, refused.text)
+        assert "access.allowed_source_roots" in refused.json()["message"]
+    assert admin.get("/v1/sources").json() == []
+    registered = admin.post("/v1/sources", json={"path": str(allowed / "team")})
+    assert registered.status_code == 201, registered.text
+    assert [source["path"] for source in admin.get("/v1/sources").json()] == [
+        str((allowed / "team").resolve())
+    ]
+    # With no roots listed (the default), an admin key registers no folder at all.
+    default = api_client(settings_for(tmp_path / "data2"), role="admin")
+    assert default.post("/v1/sources", json={"path": str(allowed / "team")}).status_code == 403

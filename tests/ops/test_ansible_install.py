@@ -379,18 +379,36 @@ def test_installed_offline_the_api_answers_a_question(
             headers={"authorization": f"Bearer {key}"},
             timeout=180,
         )
-        served = httpx.get(f"http://127.0.0.1:{site.inference_port}/v1/models", timeout=10)
+        inference = f"http://127.0.0.1:{site.inference_port}/v1"
+        served = httpx.get(f"{inference}/models", timeout=10)
+        completion = httpx.post(
+            f"{inference}/chat/completions",
+            json={
+                "model": site.model,
+                "messages": [{"role": "user", "content": "Say hello."}],
+                "max_tokens": 8,
+            },
+            timeout=180,
+        )
     assert response.status_code == 200, response.text
     # vLLM ran from the release's own inference environment, installed from the bundle.
     inference_python = site.current() / ".venv-inference" / "bin" / "python"
     assert inference_python.is_file()
     assert [model["id"] for model in served.json()["data"]] == [site.model]
+    assert completion.status_code == 200, completion.text
+    assert completion.json()["choices"][0]["message"]["content"].strip()
     assert "POST /v1/chat/completions" in (site.root / "appliance-inference.log").read_text()
     body = response.json()
-    # The model's own answer: not an abstention, not the passages standing in for a down vLLM.
+    # The installed default with the bundled 135M model quotes the documents (answering.mode
+    # auto reads the model's size from the installed model folder): not an abstention, not
+    # the passages standing in for a down vLLM.
+    assert body["mode"] == "extract", body
     assert body["answer"].strip() and not body["abstained"] and body["notice"] is None, body
     sources = {Path(citation["path"]).name for citation in body["citations"]}
     assert sources and sources <= {path.name for path in CORPUS.rglob("*") if path.is_file()}
+    cited = {Path(citation["path"]).name for citation in body["citations"] if citation["cited"]}
+    assert any("vpn" in name for name in cited), body
+    assert "11 hours" in body["answer"], body["answer"]
 
 
 def test_a_second_run_changes_nothing(site: Site, bundle: Path, first_run: dict[str, int]) -> None:
