@@ -91,7 +91,11 @@ def document_chunks(doc_id: str, request: Request, principal: Reader) -> list[di
     """The indexed passages of a document in order: where a citation is seen in context."""
     readable_document(request, principal, doc_id)
     store = request.app.state.components.chunk_store
-    return store.document_chunks(doc_id)
+    # Each chunk by its own groups too: a re-upload with narrower groups writes its chunks
+    # before the catalog row changes, and they must not show under the old, wider groups.
+    return [
+        chunk for chunk in store.document_chunks(doc_id) if principal.may_read(chunk["groups"])
+    ]
 
 
 @documents_router.get("/v1/documents/{doc_id}/file")

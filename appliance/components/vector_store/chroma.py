@@ -183,6 +183,9 @@ class ChromaChunkStore:
                 "page": metadata.get("page"),
                 "section": metadata.get("section"),
                 "text": text,
+                # Who may read this chunk: a new version's chunks carry its (maybe narrower)
+                # groups before the catalog does (see the /chunks endpoint).
+                "groups": list(metadata.get("groups") or ()),
             }
             for chunk_id, text, metadata in zip(found["ids"], texts, metadatas, strict=True)
         ]
