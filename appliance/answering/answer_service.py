@@ -77,9 +77,11 @@ class AnswerStream:
         self._guard = guard
         self._started = time.perf_counter()
         self.answer: Answer | None = None
+        # What has been yielded so far: the record of a stream its reader left holds it.
+        self.shown: list[str] = []
 
     def __iter__(self) -> Iterator[str]:
-        shown: list[str] = []
+        shown = self.shown
         first_token_at: float | None = None
         notice: str | None = None
         try:

@@ -21,6 +21,7 @@ from appliance.container import Components
 from appliance.domain import DocumentAccess
 from appliance.errors import DocumentNotFound, PermissionDenied
 from appliance.server.auth import Admin, Reader
+from appliance.server.read_audit import record_read
 
 if TYPE_CHECKING:
     from ingest.catalog import DocumentRecord
@@ -90,12 +91,21 @@ def get_document(doc_id: str, request: Request, principal: Reader) -> dict[str, 
 def document_chunks(doc_id: str, request: Request, principal: Reader) -> list[dict[str, Any]]:
     """The indexed passages of a document in order: where a citation is seen in context."""
     readable_document(request, principal, doc_id)
-    store = request.app.state.components.chunk_store
+    components = request.app.state.components
     # Each chunk by its own groups too: a re-upload with narrower groups writes its chunks
     # before the catalog row changes, and they must not show under the old, wider groups.
-    return [
-        chunk for chunk in store.document_chunks(doc_id) if principal.may_read(chunk["groups"])
+    chunks = [
+        chunk
+        for chunk in components.chunk_store.document_chunks(doc_id)
+        if principal.may_read(chunk["groups"])
     ]
+    record_read(
+        components,
+        principal,
+        "read",
+        {"doc_id": doc_id, "what": "chunks", "chunk_ids": [chunk["chunk_id"] for chunk in chunks]},
+    )
+    return chunks
 
 
 @documents_router.get("/v1/documents/{doc_id}/file")
@@ -110,6 +120,12 @@ def download(doc_id: str, request: Request, principal: Reader) -> StreamingRespo
         raise DocumentNotFound(
             f"the file of document {doc_id} is no longer the one indexed at {record.path}"
         )
+    record_read(
+        request.app.state.components,
+        principal,
+        "read",
+        {"doc_id": doc_id, "what": "file", "path": record.path, "sha256": record.sha256},
+    )
     name = Path(record.path).name
     return StreamingResponse(
         iter([content]),

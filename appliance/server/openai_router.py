@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from appliance.container import Components
 from appliance.errors import ApplianceError, UploadRejected
 from appliance.server.auth import Reader
+from appliance.server.read_audit import audited_stream
 
 openai_router = APIRouter(tags=["openai"])
 RAG_MODEL = "appliance-rag"
@@ -129,4 +130,5 @@ def chat_completions(
         )
         yield "data: [DONE]\n\n"
 
-    return StreamingResponse(events(), media_type="text/event-stream")
+    body_events = audited_stream(events(), stream, components, principal, body.collections, "chat")
+    return StreamingResponse(body_events, media_type="text/event-stream")

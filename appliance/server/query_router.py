@@ -14,6 +14,7 @@ from appliance.answering.answer_service import MAX_QUESTION_CHARS, AnswerStream
 from appliance.container import Components
 from appliance.errors import ApplianceError
 from appliance.server.auth import Reader
+from appliance.server.read_audit import audited_stream, record_read, retrieved
 
 query_router = APIRouter(tags=["query"])
 
@@ -98,6 +99,12 @@ def search(body: SearchRequest, request: Request, principal: Reader) -> dict[str
     """The passages nearest the query among those the key may read, best first; no generation."""
     components: Components = request.app.state.components
     hits = components.answers.search(body.query, principal, body.top_k, body.collections)
+    record_read(
+        components,
+        principal,
+        "search",
+        {"query": body.query, "collections": body.collections, "retrieved": retrieved(hits)},
+    )
     return {
         "query": body.query,
         "hits": [
@@ -121,7 +128,7 @@ def query(body: QueryRequest, request: Request, principal: Reader) -> Any:
     stream = components.answers.stream(body.question, principal, body.top_k, body.collections)
     if body.stream:
         return StreamingResponse(
-            _events(stream),
+            audited_stream(_events(stream), stream, components, principal, body.collections, "sse"),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
