@@ -23,6 +23,7 @@ from appliance.settings import Settings
 
 if TYPE_CHECKING:
     from appliance.audit.log import AuditLog
+    from appliance.auth.failures import FailedAuthLimiter
     from appliance.auth.keys import KeyStore
     from appliance.connectors.cohere import CohereConnector
 
@@ -72,6 +73,12 @@ class Components:
         from appliance.auth.keys import KeyStore
 
         return KeyStore.for_settings(self.settings)
+
+    @cached_property
+    def auth_failures(self) -> FailedAuthLimiter:
+        from appliance.auth.failures import FailedAuthLimiter
+
+        return FailedAuthLimiter(self.settings.auth.failed_per_minute)
 
     @property
     def model_digest(self) -> str:

@@ -94,3 +94,11 @@ class InferenceTooSlow(InferenceUnavailable):
     """The inference service did not start answering within answering.first_token_budget_s."""
 
     status_code = 504
+
+
+class TooManyRequests(ApplianceError):
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

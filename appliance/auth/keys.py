@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -96,6 +97,7 @@ class KeyStore:
         # One argon2 per key at a time: a burst with a new key waits for the first verify
         # instead of repeating it, and wrong guesses at one key cannot use every core.
         self._verifying: dict[str, threading.Lock] = {}
+        self._decoy: str | None = None  # what an unknown key id is verified against
 
     @classmethod
     def for_settings(cls, settings: Settings) -> KeyStore:
@@ -168,6 +170,17 @@ class KeyStore:
             raise KeyNotFound(f"no key {key_id}")
         return found[0]
 
+    def _decoy_hash(self) -> str:
+        with self._lock:
+            if self._decoy is None:
+                self._decoy = self._hasher.hash(secrets.token_urlsafe(32))
+            return self._decoy
+
+    def verified_before(self, token: str) -> bool:
+        """Whether this process has verified `token` (revocation is not looked at here)."""
+        with self._lock:
+            return hashlib.sha256(token.encode()).hexdigest() in self._verified
+
     def _already_verified(self, fingerprint: str, stored_hash: str) -> bool:
         with self._lock:
             return self._verified.get(fingerprint) == stored_hash
@@ -185,11 +198,12 @@ class KeyStore:
         refused = AuthenticationFailed("the API key is missing, unknown or revoked")
         key_id = key_id_of(token)
         found = self._row(key_id) if key_id else None
-        if found is None:
+        if found is None or not found[0].active:
+            # As slow as a wrong secret, so the time taken does not tell which key ids exist.
+            with contextlib.suppress(VerificationError, InvalidHashError):
+                self._hasher.verify(found[1] if found else self._decoy_hash(), token)
             raise refused
         key, stored_hash = found
-        if not key.active:
-            raise refused
         fingerprint = hashlib.sha256(token.encode()).hexdigest()
         if not self._already_verified(fingerprint, stored_hash):
             with self._lock:

@@ -25,9 +25,11 @@ from appliance.web import install_web
 
 async def _appliance_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ApplianceError)
+    retry_after = getattr(error, "retry_after", None)
     return JSONResponse(
         status_code=error.status_code,
         content={"error": type(error).__name__, "message": error.message},
+        headers={"Retry-After": str(retry_after)} if retry_after else None,
     )
 
 

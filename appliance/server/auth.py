@@ -8,10 +8,11 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from appliance.auth.failures import worth_a_record
 from appliance.auth.keys import key_id_of
 from appliance.auth.principal import Principal, Role
 from appliance.container import Components
-from appliance.errors import AuthenticationFailed, PermissionDenied
+from appliance.errors import AuthenticationFailed, PermissionDenied, TooManyRequests
 
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="or X-API-Key: <API key>")
@@ -24,21 +25,36 @@ def authenticated(
 ) -> Principal:
     components: Components = request.app.state.components
     token = (bearer.credentials if bearer else None) or header or ""
+    client = request.client.host if request.client else ""
+    failures = components.auth_failures
+    wait = failures.retry_after(client)
+    if wait is not None and not components.keys.verified_before(token):
+        raise TooManyRequests(
+            f"too many failed attempts to authenticate from {client or 'this address'}; "
+            f"try again in {wait} s",
+            wait,
+        )
     try:
         principal = components.keys.authenticate(token)
     except AuthenticationFailed as error:
-        client = request.client.host if request.client else ""
-        components.audit.append(
-            "auth_failed",
-            actor=key_id_of(token) or "(no valid key id)",
-            groups=[],
-            payload={
-                "method": request.method,
-                "path": request.url.path,
-                "client": client,
-                "reason": error.message,
-            },
-        )
+        count = failures.failed(client)
+        if worth_a_record(count, failures.limit):
+            # The actor is who is known to be asking: nobody. The key id is only claimed
+            # (anyone can write `apk_<someone's id>.junk`), so it is kept apart.
+            components.audit.append(
+                "auth_failed",
+                actor="unauthenticated",
+                groups=[],
+                payload={
+                    "method": request.method,
+                    "path": request.url.path,
+                    "client": client,
+                    "claimed_key_id": key_id_of(token),
+                    "reason": error.message,
+                    "failures_this_minute": count,
+                    "refused_from_now": count >= failures.limit,
+                },
+            )
         raise
     request.state.principal = principal
     return principal

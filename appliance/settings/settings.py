@@ -237,6 +237,9 @@ class AuthSettings(_Section):
     # Keys verified by argon2 (about 0.2 s of a core each) remembered per process, so each is
     # verified once; revocation is still checked on every request (a primary-key lookup).
     verified_cache_size: int = Field(default=4096, ge=1)
+    # Failed attempts checked per client address a minute; past it the address gets 429 (with
+    # Retry-After) until the minute is over, except for keys this process verified already.
+    failed_per_minute: int = Field(default=30, ge=1)
 
 
 class ServerSettings(_Section):
