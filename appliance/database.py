@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 
+from appliance.private_dirs import make_private_dirs
 from appliance.settings import Settings
 
 # Any constant will do; it only has to be the same in every process creating tables.
@@ -57,7 +58,7 @@ class Database:
         """The database at `url`, or SQLite at `sqlite_path` (its folder made) when url is empty."""
         if url:
             return cls(url, schema)
-        sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(sqlite_path.parent)
         return cls(f"sqlite:///{sqlite_path}", schema)
 
     @classmethod

@@ -13,6 +13,7 @@ from typing import BinaryIO
 from appliance.container import Components
 from appliance.domain import DocumentAccess
 from appliance.errors import UploadRejected
+from appliance.private_dirs import make_private_dirs
 from ingest.catalog import Catalog
 from ingest.dispatch import Dispatcher, build_dispatcher
 from ingest.job_store import Job, JobItem, JobStore, Source
@@ -101,7 +102,7 @@ class IngestJobs:
         if not files:
             raise UploadRejected("the upload contains no files")
         folder = self.settings.uploads_dir
-        folder.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(folder)
         limit = int(self.settings.ingest.max_file_mb * 2**20)
         seen: set[str] = set()
         items: list[JobItem] = []

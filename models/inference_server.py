@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from appliance.private_dirs import make_private_dirs
 from models.manifest import Manifest
 from models.profiles import LaunchProfile
 
@@ -136,8 +137,8 @@ class InferenceServer:
         # A GPU that cannot run the profile is named now, not minutes into vLLM's loading.
         preflight(profile, entry.quantization)
 
-        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self.pid_file.parent)
+        make_private_dirs(self.log_file.parent)
         # Settings already in the environment win over the profile's, so IT can tune a host.
         env = {**profile.env, **os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
         started = time.perf_counter()

@@ -21,6 +21,7 @@ from llama_index.vector_stores.chroma import ChromaVectorStore
 from appliance.components.vector_store.chunk_records import ChunkRecord, ChunkRecords
 from appliance.domain import Chunk
 from appliance.errors import VectorStoreUnavailable
+from appliance.private_dirs import make_private_dirs
 
 # Chroma's product telemetry would phone home: the appliance never lets it.
 _CLIENT_SETTINGS = ChromaClientSettings(anonymized_telemetry=False, allow_reset=False)
@@ -32,7 +33,7 @@ _HIDDEN = "hidden:"
 
 
 def embedded_client(path: Path) -> chromadb.ClientAPI:
-    path.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path)
     return chromadb.PersistentClient(path=str(path), settings=_CLIENT_SETTINGS)
 
 
