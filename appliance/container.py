@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from appliance.audit.log import AuditLog
     from appliance.auth.failures import FailedAuthLimiter
     from appliance.auth.keys import KeyStore
+    from appliance.auth.usage_limits import UsageLimiter
     from appliance.connectors.cohere import CohereConnector
 
 
@@ -73,6 +74,12 @@ class Components:
         from appliance.auth.keys import KeyStore
 
         return KeyStore.for_settings(self.settings)
+
+    @cached_property
+    def usage(self) -> UsageLimiter:
+        from appliance.auth.usage_limits import UsageLimiter
+
+        return UsageLimiter(self.settings.limits)
 
     @cached_property
     def auth_failures(self) -> FailedAuthLimiter:
@@ -155,3 +162,4 @@ class Components:
         payload = query_payload(answer, collections, digest)
         payload["request_id"] = request_id.get()
         self.audit.append("query", principal.user, principal.audit_groups(), payload)
+        self.usage.spent(principal, answer.generated_tokens)

@@ -158,6 +158,9 @@ class Answer:
     claim_check: str | None = None
     # The model was stopped at an unsupported claim and the quotes follow (replace).
     replaced: bool = False
+    # Tokens the model streamed for it (0 when nothing was generated): counted against the
+    # key's and its groups' limits.tokens_per_day.
+    generated_tokens: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -175,4 +178,5 @@ class Answer:
             "unsupported_claims": self.unsupported_claims,
             "claim_check": self.claim_check,
             "replaced": self.replaced,
+            "generated_tokens": self.generated_tokens,
         }

@@ -79,6 +79,7 @@ class AnswerStream:
         self.answer: Answer | None = None
         # What has been yielded so far: the record of a stream its reader left holds it.
         self.shown: list[str] = []
+        self.generated_tokens = 0
 
     def __iter__(self) -> Iterator[str]:
         shown = self.shown
@@ -122,6 +123,7 @@ class AnswerStream:
             unsupported_claims=[claim.to_dict() for claim in guard.unsupported] if guard else [],
             claim_check=self._settings.unsupported if guard else None,
             replaced=replaced,
+            generated_tokens=self.generated_tokens,
         )
         if self._on_done:
             self._on_done(self.answer)
@@ -132,8 +134,11 @@ class AnswerStream:
         deltas = self._deltas
         try:
             written = ""
+            counted = self._model not in ("", EXTRACTIVE)  # quotes are not generated tokens
             for delta in deltas:
                 written += delta
+                # vLLM streams one token a chunk: what answering costs a key (limits.*).
+                self.generated_tokens += counted
                 piece = guard.feed(delta) if guard else delta
                 if piece:
                     yield piece

@@ -41,6 +41,7 @@ def query_payload(
         "unsupported_claims": [claim["text"] for claim in answer.unsupported_claims],
         "claim_check": answer.claim_check,
         "replaced": answer.replaced,
+        "generated_tokens": answer.generated_tokens,
         "seconds_to_first_token": answer.seconds_to_first_token,
         "seconds_total": round(answer.seconds_total, 4),
         "left_building": answer.left_building,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
+    Counter,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -52,6 +53,15 @@ LLM_TOKENS_PER_SECOND = Histogram(
     "Decoding speed of one answer: streamed tokens after the first, per second.",
     buckets=(1, 5, 10, 20, 40, 60, 80, 100, 150, 200, 400),
 )
+
+RATE_LIMITED = Counter(
+    "appliance_rate_limited",
+    "Requests refused with 429 because a key or group was over a usage limit (limits.*).",
+    ["scope", "limit"],
+)
+for _scope in ("key", "group"):
+    for _limit in ("requests_per_minute", "tokens_per_day"):
+        RATE_LIMITED.labels(_scope, _limit)
 
 _STAGES = ("parse", "embed", "upsert")
 # Every stage's series exists from the start, so a rate over it is 0 rather than missing.

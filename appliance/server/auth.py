@@ -11,8 +11,10 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from appliance.auth.failures import worth_a_record
 from appliance.auth.keys import key_id_of
 from appliance.auth.principal import Principal, Role
+from appliance.auth.usage_limits import RateLimited
 from appliance.container import Components
 from appliance.errors import AuthenticationFailed, PermissionDenied, TooManyRequests
+from appliance.observability.metrics import RATE_LIMITED
 
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="or X-API-Key: <API key>")
@@ -57,6 +59,27 @@ def authenticated(
             )
         raise
     request.state.principal = principal
+    try:
+        components.usage.admit(principal, request.url.path)
+    except RateLimited as refused:
+        exceeded = refused.exceeded
+        RATE_LIMITED.labels(exceeded.scope, exceeded.limit).inc()
+        if exceeded.first_in_window:
+            components.audit.append(
+                "rate_limited",
+                principal.user,
+                principal.audit_groups(),
+                {
+                    "key_id": principal.key_id,
+                    "scope": exceeded.scope,
+                    "name": exceeded.name,
+                    "limit": exceeded.limit,
+                    "allowed": exceeded.allowed,
+                    "retry_after": exceeded.retry_after,
+                    "path": request.url.path,
+                },
+            )
+        raise
     return principal
 
 

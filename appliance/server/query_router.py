@@ -81,6 +81,8 @@ class QueryResponse(BaseModel):
     claim_check: Literal["flag", "replace", "off"] | None
     # True when the model was stopped at an unsupported claim and quotes follow.
     replaced: bool
+    # Tokens the model streamed for this answer (counted against limits.tokens_per_day).
+    generated_tokens: int
 
 
 class SearchRequest(BaseModel):

@@ -74,6 +74,7 @@ def _closed_on_record(
         raise
     finally:
         if stream.answer is None:
+            components.usage.spent(principal, stream.generated_tokens)
             record_read(
                 components,
                 principal,

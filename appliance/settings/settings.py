@@ -233,6 +233,23 @@ class AccessSettings(_Section):
     allowed_source_roots: list[Path] = Field(default_factory=list)
 
 
+class UsageLimit(_Section):
+    # None: no limit.
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    # Tokens the model generates for answers, per UTC day.
+    tokens_per_day: int | None = Field(default=None, ge=1)
+
+
+class LimitsSettings(_Section):
+    # Every API key alone, unless `keys` names it. 600 a minute is ten a second: far above a
+    # person, low enough that one runaway script cannot take the API's threads from the rest.
+    per_key: UsageLimit = Field(default_factory=lambda: UsageLimit(requests_per_minute=600))
+    # By key id: that key's own limits, in place of per_key.
+    keys: dict[str, UsageLimit] = Field(default_factory=dict)
+    # By group: every key of the group together (a key in several groups counts in each).
+    groups: dict[str, UsageLimit] = Field(default_factory=dict)
+
+
 class AuthSettings(_Section):
     # Keys verified by argon2 (about 0.2 s of a core each) remembered per process, so each is
     # verified once; revocation is still checked on every request (a primary-key lookup).
@@ -339,6 +356,7 @@ class Settings(_Section):
     connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
 
     @model_validator(mode="after")
     def _one_writer_for_embedded_chroma(self) -> Settings:

@@ -137,3 +137,22 @@ def test_replace_stops_the_model_and_quotes_the_documents_instead(
     done = json.loads(events[-1]["data"])
     assert events[-1]["event"] == "done" and done["replaced"] is True
     assert deltas.strip() == done["answer"]
+
+
+def test_generated_tokens_count_against_a_keys_day(inference: Inference, indexed: Path) -> None:
+    """limits.tokens_per_day on the real model: the first answer's tokens are counted (the
+    response and the audit record say how many) and use up the day, so the next generating
+    request is refused while a search, which generates nothing, still goes through."""
+    components = _components(inference, indexed, "flag")
+    components.settings.limits.per_key.tokens_per_day = 5
+    client = api_client(components.settings, components, role="reader")
+    question = GOLD[0]["question"]
+    first = client.post("/v1/query", json={"question": question})
+    assert first.status_code == 200, first.text
+    assert first.json()["generated_tokens"] >= 5
+    record = components.audit.records(kind="query")[-1]
+    assert record.payload["generated_tokens"] == first.json()["generated_tokens"]
+    again = client.post("/v1/query", json={"question": question})
+    assert again.status_code == 429 and int(again.headers["Retry-After"]) > 0
+    assert "generated tokens a day" in again.json()["message"]
+    assert client.post("/v1/search", json={"query": question}).status_code == 200
