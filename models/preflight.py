@@ -84,8 +84,9 @@ def check(profile: LaunchProfile, gpus: list[Gpu]) -> list[str]:
         if minimum is not None and gpu.compute_capability < minimum:
             problems.append(
                 f"{where} has compute capability {gpu.compute_capability:.1f}; profile "
-                f"{profile.name} needs {minimum:.1f} or more for its kernels (gptq_marlin: A100, "
-                "A10, L4, L40S, H100 and newer)"
+                f"{profile.name} asks for {minimum:.1f} or more (min_compute_capability; vLLM's "
+                "Marlin GPTQ kernels run from 7.5, a T4, and best from 8.0: A100, A10, L4, L40S, "
+                "H100)"
             )
         # The weights are split over the GPUs, so each needs its share of the total.
         needed = (profile.min_free_vram_gib or 0) / wanted

@@ -62,7 +62,7 @@ def test_a_gpu_below_compute_capability_8_is_refused(tmp_path: Path) -> None:
     code, output = preflight(tmp_path, ["Tesla T4, 550.54.15, 7.5, 15000"], *GPU)
     assert code != 0
     assert "GPU Tesla T4 has compute capability 7.5" in output
-    assert "needs 8.0 or more" in output
+    assert "asks for 8.0 or more" in output
 
 
 def test_too_little_free_vram_for_the_model_is_refused(tmp_path: Path) -> None:

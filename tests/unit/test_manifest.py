@@ -71,6 +71,7 @@ def test_inference_server_refuses_a_tampered_model_before_starting(
 def test_both_launch_profiles_load() -> None:
     assert {"cpu-small", "gpu-mistral-gptq"} <= set(available_profiles())
     gpu = load_profile("gpu-mistral-gptq")
-    assert "--quantization=gptq_marlin" in gpu.args
+    # vLLM picks the kernel from the checkpoint; a fixed one breaks unquantized versions.
+    assert not any(arg.startswith("--quantization") for arg in gpu.args)
     assert gpu.min_compute_capability == 8.0
     assert load_profile("cpu-small").env["VLLM_CPU_KVCACHE_SPACE"] == "1"

@@ -41,7 +41,7 @@ def test_the_gpu_profile_takes_an_ampere_gpu_and_refuses_a_turing_one() -> None:
     assert check(profile, [a100]) == []
     (problem,) = check(profile, [t4])
     assert "GPU 1 (Tesla T4) has compute capability 7.5" in problem
-    assert "needs 8.0 or more" in problem
+    assert "asks for 8.0 or more" in problem
 
 
 def test_too_little_free_memory_and_too_few_gpus_are_named() -> None:
