@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 # Read once per version folder: a version's files never change (the manifest checks them).
 # A folder not prepared yet is looked at again next time.
 _PARAMETERS: dict[Path, int] = {}
+_SYSTEM_ROLE: dict[Path, bool] = {}  # the same, for whether its chat template takes one
 
 
 def _parameters(folder: Path) -> int | None:
@@ -127,18 +128,38 @@ class Components:
             self._record_answer,
             self.cohere,
             self.model_parameters_b,
+            self.model_takes_system_role,
         )
+
+    def _active_model_dir(self) -> Path | None:
+        from models.registry import ModelRegistry
+
+        models_dir = self.settings.models_dir
+        version = ModelRegistry(models_dir).active(self.settings.llm.model)
+        return models_dir / version if version else None
+
+    def model_takes_system_role(self) -> bool:
+        """llm.system_role, with auto read from the active version's chat template (a model
+        served from elsewhere, or without a template, gets a system message)."""
+        choice = self.settings.llm.system_role
+        if choice != "auto":
+            return choice == "system"
+        folder = self._active_model_dir()
+        if folder is None:
+            return True
+        if folder not in _SYSTEM_ROLE:
+            from models.chat_template import accepts_system_role
+
+            _SYSTEM_ROLE[folder] = accepts_system_role(folder) is not False
+        return _SYSTEM_ROLE[folder]
 
     def model_parameters_b(self) -> float | None:
         """The served model's size in billions of parameters: from settings, else from the
         active version's config.json on this node; None when neither tells."""
         if self.settings.llm.parameters_b is not None:
             return self.settings.llm.parameters_b
-        from models.registry import ModelRegistry
-
-        models_dir = self.settings.models_dir
-        version = ModelRegistry(models_dir).active(self.settings.llm.model)
-        count = _parameters(models_dir / version) if version else None
+        folder = self._active_model_dir()
+        count = _parameters(folder) if folder else None
         return count / 1e9 if count else None
 
     @cached_property

@@ -257,6 +257,7 @@ class AnswerService:
         on_answer: AnswerListener | None = None,
         connector: CohereConnector | None = None,
         model_size: Callable[[], float | None] = lambda: None,
+        system_role: Callable[[], bool] = lambda: True,
     ) -> None:
         self._settings = settings
         self._retriever = retriever
@@ -266,6 +267,8 @@ class AnswerService:
         self._connector = connector
         # The served model's size in billions of parameters (None: unknown), for mode auto.
         self._model_size = model_size
+        # Whether the served model's chat template takes a system message (llm.system_role).
+        self._system_role = system_role
 
     def mode(self) -> AnswerMode:
         return answer_mode(self._settings.answering, self._model_size())
@@ -335,7 +338,7 @@ class AnswerService:
                 question, found, iter([text]), EXTRACTIVE, answering, done, mode=mode
             )
         hits = fit_sources(found, llm_settings.context_window, llm_settings.max_tokens)
-        messages = build_messages(question, hits)
+        messages = build_messages(question, hits, self._system_role())
         guard = ClaimGuard(Evidence([hit.text for hit in hits], question), answering.unsupported)
 
         def extract() -> str:

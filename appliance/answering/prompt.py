@@ -44,11 +44,15 @@ def fit_sources(hits: list[Hit], context_window: int, max_answer_tokens: int) ->
     return kept
 
 
-def build_messages(question: str, hits: list[Hit]) -> list[ChatMessage]:
+def build_messages(question: str, hits: list[Hit], system_role: bool = True) -> list[ChatMessage]:
+    """The chat: instructions, then the numbered sources and the question. Without a system
+    role (a template that refuses one), the instructions open the user message."""
     sources = "\n\n".join(
         f"[{number}] ({source_label(hit)})\n{hit.text}" for number, hit in enumerate(hits, 1)
     )
     user = f"Sources:\n{sources}\n\nQuestion: {question}"
+    if not system_role:
+        return [ChatMessage(role=MessageRole.USER, content=f"{SYSTEM}\n\n{user}")]
     return [
         ChatMessage(role=MessageRole.SYSTEM, content=SYSTEM),
         ChatMessage(role=MessageRole.USER, content=user),

@@ -183,6 +183,10 @@ class LLMSettings(_Section):
     # Sampling against loops (vLLM's OpenAI API takes both; 1.0 and 0.0 leave them off).
     repetition_penalty: float = Field(default=1.0, gt=0)
     frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
+    # Where the instructions go. system: a system message; user: at the top of the user
+    # message (Mistral-7B-Instruct v0.1/v0.2's templates refuse a system role); auto: user
+    # when the active version's chat template refuses or drops a system message, else system.
+    system_role: Literal["auto", "system", "user"] = "auto"
 
 
 class InferenceSettings(_Section):
