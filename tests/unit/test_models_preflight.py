@@ -6,6 +6,7 @@ No NVIDIA GPU exists here: nvidia-smi's output is a stand-in text in the format 
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from models.manifest import Manifest, ModelEntry, hash_folder
 from models.preflight import (
     PreflightFailed,
     check,
+    compiler_problem,
     cpu_flags,
     cpu_problem,
     parse_nvidia_smi,
@@ -137,3 +139,22 @@ def test_vllm_cpu_serves_gptq_only_where_the_cpu_has_avx512(tmp_path: Path) -> N
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2\n\nprocessor\t: 1\n")
     assert cpu_flags(cpuinfo) == {"fpu", "sse", "avx2"}
     assert cpu_flags(tmp_path / "absent") == set()
+
+
+def test_start_up_compilation_needs_a_c_compiler_and_python_headers(tmp_path: Path) -> None:
+    gpu = load_profile("gpu-mistral-gptq", {})
+    headers = tmp_path / "include"
+    headers.mkdir()
+    (headers / "Python.h").write_text("")
+    compiler = tmp_path / "bin" / "cc"
+    compiler.parent.mkdir()
+    compiler.write_text("#!/bin/sh\n")
+    compiler.chmod(0o755)
+    with_both = {"PATH": str(compiler.parent)}
+    assert compiler_problem(gpu, with_both, headers) is None
+    bare = compiler_problem(gpu, {"PATH": str(tmp_path / "empty")}, tmp_path / "none")
+    assert bare and "a C compiler (cc" in bare and "Python's headers" in bare
+    assert "install gcc and python3.11-dev" in bare and "--enforce-eager" in bare
+    eager = dataclasses.replace(gpu, args=[*gpu.args, "--enforce-eager"])
+    assert compiler_problem(eager, {"PATH": ""}, tmp_path / "none") is None
+    assert compiler_problem(load_profile("cpu-small", {}), {"PATH": ""}, tmp_path) is None
