@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,27 @@ def test_entrypoint_runs_both_services_and_stops_with_either(tmp_path: Path) -> 
     assert result.returncode == 7
     started = sorted((tmp_path / "started").read_text().splitlines())
     assert started == ["models serve --foreground", "serve"]
+
+
+def test_the_venvs_interpreter_link_lands_on_a_copied_file(tmp_path: Path) -> None:
+    """The final image holds only what is copied from the first stage: the venv's bin/python
+    must link to one of those paths. A venv links to the interpreter path that made it, shown
+    here with this machine's CPython (no Docker)."""
+    instructions = _instructions(DOCKERFILE.read_text())
+    made = next(line for line in instructions if " -m venv /opt/appliance/current/.venv" in line)
+    interpreter = made.split(" -m venv ")[0].split()[-1]
+    assert interpreter.startswith("/"), f"the venv is made by {interpreter!r}, not a path"
+    copied = [line.split()[2] for line in instructions if line.startswith("COPY --from=appliance ")]
+    assert interpreter in copied
+    local = (
+        Path(sys.base_exec_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    )
+    subprocess.run([str(local), "-m", "venv", "--without-pip", str(tmp_path / "venv")], check=True)
+    for name in ("python", "python3", local.name):
+        # Every link on the way, relative ones inside bin/ aside, is the interpreter's path.
+        hops, link = [], tmp_path / "venv" / "bin" / name
+        while link.is_symlink():
+            target = os.readlink(link)
+            hops.append(target)
+            link = link.parent / target
+        assert [hop for hop in hops if hop.startswith("/")] == [str(local)], (name, hops)
