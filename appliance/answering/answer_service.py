@@ -376,7 +376,7 @@ class AnswerService:
         return stream.answer
 
     def _generate(self, messages: list) -> Iterator[str]:
-        base_url = self._settings.llm.base_url
+        base_url = " and ".join(self._settings.llm.urls)
         try:
             for response in self._llm.stream_chat(messages):
                 if response.delta:

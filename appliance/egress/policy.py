@@ -79,6 +79,8 @@ def hosts_from_settings(settings: Settings) -> dict[str, list[str]]:
     if settings.vector_store.mode == "chroma_server":
         add(settings.vector_store.host, "vector_store.host")
     add(_url_host(settings.llm.base_url), "llm.base_url")
+    for url in settings.llm.base_urls:
+        add(_url_host(url), "llm.base_urls")
     # `appliance models status` asks the inference service directly, not through llm.base_url.
     add(settings.inference.host, "inference.host")
     cohere = settings.connectors.cohere

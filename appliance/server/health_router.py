@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from appliance.components.llm.openai_like import served_models
 from appliance.container import Components
 from appliance.errors import ApplianceError
+from appliance.settings.settings import LLMSettings
 
 health_router = APIRouter(tags=["health"])
 
@@ -21,8 +22,7 @@ def _vector_store(components: Components) -> dict[str, Any]:
         return {"ok": False, "detail": f"{type(error).__name__}: {error}"}
 
 
-def _inference(components: Components) -> dict[str, Any]:
-    settings = components.settings.llm
+def _server(settings: LLMSettings) -> dict[str, Any]:
     try:
         models = served_models(settings)
     except ApplianceError as error:
@@ -31,6 +31,23 @@ def _inference(components: Components) -> dict[str, Any]:
         detail = f"serves {models}, not the configured model {settings.model!r}"
         return {"ok": False, "url": settings.base_url, "detail": detail}
     return {"ok": True, "url": settings.base_url, "model": settings.model}
+
+
+def _inference(components: Components) -> dict[str, Any]:
+    """The inference server; with several (llm.base_urls), ok while any one serves the model,
+    each listed under `servers`."""
+    settings = components.settings.llm
+    urls = settings.urls
+    if len(urls) == 1:
+        return _server(settings)
+    servers = [_server(settings.model_copy(update={"base_url": url})) for url in urls]
+    serving = [server for server in servers if server["ok"]]
+    summary = {"ok": bool(serving), "url": serving[0]["url"] if serving else settings.base_url}
+    if serving:
+        summary["model"] = settings.model
+    else:
+        summary["detail"] = "no inference server serves the model"
+    return {**summary, "servers": servers}
 
 
 @health_router.get("/healthz")

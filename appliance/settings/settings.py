@@ -168,6 +168,11 @@ class AnsweringSettings(_Section):
 class LLMSettings(_Section):
     mode: Literal["openai_like"] = "openai_like"
     base_url: str = "http://127.0.0.1:8001/v1"
+    # More servers serving the same model (one vLLM per GPU, or per GPU server): each answer
+    # goes to the least busy; one that fails before its first token is skipped for
+    # failover_cooldown_s (appliance/components/llm/pool.py).
+    base_urls: list[str] = Field(default_factory=list)
+    failover_cooldown_s: float = Field(default=10.0, ge=0)
     # The name the inference service serves the model under; checked against /v1/models.
     model: str = "smollm2-135m-instruct"
     api_key: str = "local"
@@ -187,6 +192,11 @@ class LLMSettings(_Section):
     # message (Mistral-7B-Instruct v0.1/v0.2's templates refuse a system role); auto: user
     # when the active version's chat template refuses or drops a system message, else system.
     system_role: Literal["auto", "system", "user"] = "auto"
+
+    @property
+    def urls(self) -> list[str]:
+        """Every inference server, base_url first, each once."""
+        return list(dict.fromkeys([self.base_url, *self.base_urls]))
 
 
 class InferenceSettings(_Section):
