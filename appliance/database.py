@@ -7,7 +7,9 @@ the work, a URL names a PostgreSQL database they all reach
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,6 +61,10 @@ class Database:
         if url:
             return cls(url, schema)
         make_private_dirs(sqlite_path.parent)
+        if not sqlite_path.exists():
+            # Made 0600 before SQLite opens it: its -wal and -shm files take the same mode.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(sqlite_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         return cls(f"sqlite:///{sqlite_path}", schema)
 
     @classmethod

@@ -27,6 +27,11 @@ def test_a_fresh_data_folder_is_made_0700_and_an_existing_one_keeps_its_mode(
         assert _mode(settings.data_dir) == 0o700
         assert _mode(tmp_path / "fresh") == 0o700
         assert settings.catalog_path.is_file()
+        databases = [path for path in settings.data_dir.glob("*.sqlite3*") if path.is_file()]
+        assert settings.catalog_path in databases
+        assert {path.name: _mode(path) for path in databases} == {
+            path.name: 0o600 for path in databases
+        }
         shared = tmp_path / "shared"
         shared.mkdir(mode=0o750)
         Components(settings_for(shared)).audit.append("probe", "tests", [], {})
