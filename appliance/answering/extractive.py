@@ -45,6 +45,7 @@ _COMPLETION_REACH = 4
 _DEFAULT = re.compile(r"\bdefault", re.IGNORECASE)
 _RULE = re.compile(r"(?<!\S)([=\-~_*#^+])\1{2,}(?!\S)")
 _MAX_SENTENCE_CHARS = 600
+_SECTION_NUMBER = re.compile(r"^(?:[A-Z]\.|\d+\.)(?:\d+\.?)*\s+")
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,9 @@ def candidates(hits: Sequence[Hit], window: int = 2) -> list[_Candidate]:
         label: str | None = None
         for line in (line for raw in hit.text.split("\n") for line in layout_lines(raw)):
             if is_label(line):
-                label = line
+                # "13.5. Serialization Failure Handling": the number orients nobody in a quote
+                # and reads as a claim the sentence does not make.
+                label = _SECTION_NUMBER.sub("", line) or None
                 continue
             paragraph = f"{label}: {line}" if label else line
             sentences = [
