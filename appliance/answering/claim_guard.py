@@ -15,10 +15,12 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from appliance.answering.citation_check import sentence_spans
 from appliance.answering.claims import FLAG, NUMBER_WORDS, Claim, Evidence, check_claims
 
 ClaimAction = Literal["flag", "replace", "off"]
 _NUMBER_WORD = re.compile(r"^[-(]?\d[\d.,]*$")
+_LIST_START = re.compile(r"\s*\d+[.)]\s")
 
 
 class ClaimGuard:
@@ -76,11 +78,23 @@ class ClaimGuard:
                 end = text.rfind(words[-1], self._released, end)
         return max(end, self._released)
 
+    def _sentence_start(self) -> int:
+        """Where the sentence holding the first unreleased character starts (at most its
+        line's start: a list's "1." is only one at the start of a line)."""
+        line_start = self._text.rfind("\n", 0, self._released) + 1
+        spans = sentence_spans(self._text[line_start : self._released])
+        if not spans:
+            return line_start
+        start = line_start + spans[-1][0]
+        return line_start if _LIST_START.match(self._text, start) else start
+
     def _release(self, end: int) -> str:
         if end <= self._released:
             return ""
-        # Claims are found from the start of the line: a list's "1." is only one at its start.
-        line_start = self._text.rfind("\n", 0, self._released) + 1
+        # Claims are found from the start of the sentence being released: a number's claim is
+        # read within its sentence, so nothing earlier changes it, and re-reading the whole
+        # line on every token made the check quadratic in a long paragraph (bench/answers.py).
+        line_start = self._sentence_start()
         segment = self._text[line_start:end]
         offset = self._released - line_start
         pieces: list[str] = []
