@@ -66,7 +66,13 @@ LABEL_WORDS = 8
 
 
 def is_label(line: str) -> bool:
-    return len(line.split()) <= LABEL_WORDS and not line.rstrip().endswith((".", "!", "?", ":"))
+    # A short line that names what follows: "work_mem (integer)", a heading. A line with no
+    # letter ("0.19999999999999996", an example's output) names nothing.
+    return (
+        len(line.split()) <= LABEL_WORDS
+        and not line.rstrip().endswith((".", "!", "?", ":"))
+        and any(character.isalpha() for character in line)
+    )
 
 
 def retrieval_text(text: str, title: str | None, section: str | None) -> str:

@@ -68,6 +68,7 @@ def _first_stage(
                 embedder,
                 settings.candidates,
                 settings.rrf_k,
+                settings.release_notes_weight,
             )
         case other:
             raise ValueError(f"unknown retrieval mode {other!r}")

@@ -12,14 +12,21 @@ from appliance.components.vector_store.chroma import ChromaChunkStore
 from appliance.domain import Hit
 from appliance.retrieval.dense import DenseRetriever
 from appliance.retrieval.lexical import LexicalIndex
+from appliance.retrieval.release_notes import asks_about_change, is_release_notes
 
 
-def reciprocal_rank_fusion(rankings: list[list[str]], k: int) -> list[str]:
-    """Ids ordered by the sum of 1 / (k + rank) over the rankings they appear in."""
+def reciprocal_rank_fusion(
+    rankings: list[list[str]], k: int, weights: dict[str, float] | None = None
+) -> list[str]:
+    """Ids ordered by the sum of 1 / (k + rank) over the rankings they appear in, times their
+    weight (1 unless `weights` says otherwise)."""
     scores: dict[str, float] = {}
     for ranking in rankings:
         for rank, item in enumerate(ranking, 1):
             scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    for item, weight in (weights or {}).items():
+        if item in scores:
+            scores[item] *= weight
     return sorted(scores, key=lambda item: (-scores[item], item))
 
 
@@ -64,7 +71,9 @@ class HybridRetriever:
         embedder: Embedder,
         candidates: int,
         rrf_k: int,
+        release_notes_weight: float = 1.0,
     ) -> None:
+        self._release_notes_weight = release_notes_weight
         self._dense = dense
         self._lexical = lexical
         self._store = store
@@ -82,8 +91,17 @@ class HybridRetriever:
             hit for hit, _ in self._lexical.search(question, n, principal, collections, state)
         ]
         by_id = {hit.chunk_id: hit for hit in lexical} | {hit.chunk_id: hit for hit in dense}
+        weights = {}
+        if self._release_notes_weight != 1.0 and not asks_about_change(question):
+            weights = {
+                chunk_id: self._release_notes_weight
+                for chunk_id, hit in by_id.items()
+                if is_release_notes(hit.title)
+            }
         fused = reciprocal_rank_fusion(
-            [[hit.chunk_id for hit in dense], [hit.chunk_id for hit in lexical]], self._rrf_k
+            [[hit.chunk_id for hit in dense], [hit.chunk_id for hit in lexical]],
+            self._rrf_k,
+            weights,
         )
         return with_cosines(
             question, [by_id[chunk_id] for chunk_id in fused[:top_k]], self._store, self._embedder

@@ -110,6 +110,10 @@ class RetrievalSettings(_Section):
     # How many candidates each retriever hands to the fusion.
     candidates: int = Field(default=20, ge=1, le=200)
     rrf_k: int = Field(default=60, ge=1)
+    # Hybrid: release notes ("What's New", "Release 15.5", a changelog) count this much in the
+    # fusion unless the question asks about change; they restate what reference pages explain
+    # (appliance/retrieval/release_notes.py). 1: as any page.
+    release_notes_weight: float = Field(default=0.8, gt=0, le=1)
     # cross_encoder: a local cross-encoder (a folder, e.g. from the air-gapped bundle) reorders
     # the best `rerank_candidates` before the top_k are kept. Hits keep their cosine as score,
     # so the abstention threshold means the same with or without it.
