@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from appliance.domain import Answer
+from appliance.domain import Answer, Hit
+
+
+def retrieved(hits: Sequence[Hit]) -> list[dict[str, Any]]:
+    """The passages an answer or a search read, numbered as shown, as the audit keeps them."""
+    return [
+        {
+            "number": number,
+            "chunk_id": hit.chunk_id,
+            "doc_id": hit.doc_id,
+            "version": hit.version,
+            "score": hit.score,
+        }
+        for number, hit in enumerate(hits, 1)
+    ]
 
 
 def query_payload(
@@ -15,16 +30,7 @@ def query_payload(
     return {
         "question": answer.question,
         "collections": collections,
-        "retrieved": [
-            {
-                "number": citation.number,
-                "chunk_id": citation.hit.chunk_id,
-                "doc_id": citation.hit.doc_id,
-                "version": citation.hit.version,
-                "score": citation.hit.score,
-            }
-            for citation in answer.citations
-        ],
+        "retrieved": retrieved([citation.hit for citation in answer.citations]),
         "model": answer.model,
         "model_manifest_sha256": model_digest,
         "prompt_version": answer.prompt_version,

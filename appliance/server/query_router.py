@@ -11,10 +11,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, StringConstraints
 
 from appliance.answering.answer_service import MAX_QUESTION_CHARS, AnswerStream
+from appliance.answering.query_audit import retrieved
 from appliance.container import Components
 from appliance.errors import ApplianceError
 from appliance.server.auth import Reader
-from appliance.server.read_audit import audited_stream, record_read, retrieved
+from appliance.server.read_audit import audited_stream, record_read
 
 query_router = APIRouter(tags=["query"])
 

@@ -9,27 +9,14 @@ its file are each one `read` record written before the response.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 from appliance.answering.answer_service import AnswerStream
+from appliance.answering.query_audit import retrieved
 from appliance.auth.principal import Principal
 from appliance.container import Components
-from appliance.domain import Hit
 from appliance.observability.logs import request_id
-
-
-def retrieved(hits: Sequence[Hit]) -> list[dict[str, Any]]:
-    return [
-        {
-            "number": number,
-            "chunk_id": hit.chunk_id,
-            "doc_id": hit.doc_id,
-            "version": hit.version,
-            "score": hit.score,
-        }
-        for number, hit in enumerate(hits, 1)
-    ]
 
 
 def record_read(

@@ -17,9 +17,9 @@ GOLD = [json.loads(line) for line in (ROOT / "eval" / "samples.jsonl").read_text
 _QUOTE = re.compile(r"^(?:(?P<label>[^\n]*?): )?(?P<sentence>.+?) \[(?P<number>\d+)\]$")
 
 
-@pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory, embedder):
-    data_dir = tmp_path_factory.mktemp("extract") / "data"
+def extract_only_client(tmp_path_factory: pytest.TempPathFactory, embedder, name: str):
+    """A reader's API client over the ingested sample corpus, answering by quotes alone."""
+    data_dir = tmp_path_factory.mktemp(name) / "data"
     dead = f"http://127.0.0.1:{free_port()}/v1"
     settings = settings_for(
         data_dir, APPLIANCE__ANSWERING__MODE="extract", APPLIANCE_LLM_BASE_URL=dead
@@ -30,6 +30,11 @@ def client(tmp_path_factory: pytest.TempPathFactory, embedder):
         settings, embedder, components.chunk_store, Catalog.for_settings(settings)
     ).ingest(sorted(CORPUS.iterdir()))
     return api_client(settings, components, role="reader"), components
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory, embedder):
+    return extract_only_client(tmp_path_factory, embedder, "extract")
 
 
 def _normal(text: str) -> str:

@@ -16,26 +16,14 @@ from appliance.auth.principal import Principal
 from appliance.container import Components
 from appliance.server.query_router import _events
 from appliance.server.read_audit import audited_stream
-from ingest.catalog import Catalog
-from ingest.service import IngestService
-from tests.conftest import CORPUS, api_client, free_port, settings_for
+from tests.integration.test_extractive_answers import extract_only_client
 
 QUESTION = "How long until a VPN session expires?"
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, embedder):
-    data_dir = tmp_path_factory.mktemp("read-audit") / "data"
-    dead = f"http://127.0.0.1:{free_port()}/v1"
-    settings = settings_for(
-        data_dir, APPLIANCE__ANSWERING__MODE="extract", APPLIANCE_LLM_BASE_URL=dead
-    )
-    components = Components(settings)
-    components.embedder = embedder
-    IngestService(
-        settings, embedder, components.chunk_store, Catalog.for_settings(settings)
-    ).ingest(sorted(CORPUS.iterdir()))
-    return api_client(settings, components, role="reader"), components
+    return extract_only_client(tmp_path_factory, embedder, "read-audit")
 
 
 def _records(components: Components, kind: str) -> list:
