@@ -73,9 +73,6 @@ def _components(inference: Inference, second_url: str, data: Path) -> Components
     return components
 
 
-# Passed here twice (alone, and in a full clean-clone run); failed once in the last clean-clone
-# run, on a loaded machine, cause not found before the session ended: kept visible, not hidden.
-@pytest.mark.xfail(strict=False, reason="failed once on a clean clone; cause under investigation")
 def test_answers_spread_over_both_and_survive_one_being_killed(
     inference: Inference, second, tmp_path: Path
 ) -> None:
@@ -92,8 +89,10 @@ def test_answers_spread_over_both_and_survive_one_being_killed(
 
     with ThreadPoolExecutor(4) as threads:
         first_round = list(threads.map(ask, QUESTIONS))
-    assert all(body["answer"].strip() and body["mode"] == "generate" for body in first_round)
-    assert [backend.served > 0 for backend in pool.backends] == [True, True]
+    assert all(body["answer"].strip() and body["mode"] == "generate" for body in first_round), [
+        (body["mode"], body["notice"]) for body in first_round
+    ]
+    assert [backend.served > 0 for backend in pool.backends] == [True, True], pool.state()
 
     # Under load, the second server dies; questions keep coming.
     killed = threading.Event()
@@ -113,10 +112,10 @@ def test_answers_spread_over_both_and_survive_one_being_killed(
     assert killed.is_set()
     # Every question is answered: by the first server, or, for an answer the second had begun
     # when it died, with the quotes that finish it (a notice says so); none is a 5xx.
-    assert all(body["answer"].strip() for body in under_load)
+    assert all(body["answer"].strip() for body in under_load), under_load
     after = [ask(question) for question in QUESTIONS]
     assert all(body["notice"] is None and body["mode"] == "generate" for body in after), after
     states = {state["url"]: state for state in pool.state()}
     assert states[second_url]["down_for_s"] > 0
     health = client.get("/healthz").json()["dependencies"]["inference"]
-    assert health["ok"] and [server["ok"] for server in health["servers"]] == [True, False]
+    assert health["ok"] and [server["ok"] for server in health["servers"]] == [True, False], health

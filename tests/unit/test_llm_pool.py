@@ -4,6 +4,9 @@ does it with two real vLLMs."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import openai
 import pytest
@@ -69,3 +72,23 @@ def test_all_down_raises_and_a_failure_after_the_first_token_is_not_retried() ->
     with pytest.raises(openai.APIConnectionError):
         next(stream)
     assert other.asked == 0  # the reader has seen "half": a second answer would not fit it
+
+
+def test_questions_that_arrive_together_spread_over_the_servers() -> None:
+    """Eight answers start at once (each held open until all have started): each server takes
+    four. Choosing a server and counting it busy were two steps once, and questions arriving
+    together all went to the first server."""
+    started = threading.Barrier(8, timeout=10)
+
+    class Held(StandIn):
+        def stream_chat(self, messages, **kwargs):
+            self.asked += 1
+            started.wait()
+            yield self.name
+
+    one, two = Held("one"), Held("two")
+    pool = PooledLLM([Backend("u1", one), Backend("u2", two)], cooldown_s=10)
+    with ThreadPoolExecutor(8) as threads:
+        answers = list(threads.map(lambda _: list(pool.stream_chat([])), range(8)))
+    assert sorted(words[0] for words in answers) == ["one"] * 4 + ["two"] * 4
+    assert (one.asked, two.asked) == (4, 4)

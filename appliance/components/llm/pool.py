@@ -62,22 +62,28 @@ class PooledLLM:
         self._clock = clock
         self._lock = threading.Lock()
 
-    def _order(self) -> list[Backend]:
-        """Servers to try, best first: up ones by load, then the ones marked down (a server
-        may be back before its cooldown ends, and trying it beats failing the question)."""
+    def _take(self, tried: list[Backend]) -> Backend | None:
+        """The best server not yet tried, counted busy in the same step: questions that arrive
+        together must not all see the same idle server. Up servers by load first, then the ones
+        marked down (one may be back before its cooldown ends, and trying it beats failing)."""
         now = self._clock()
         with self._lock:
-            up = [backend for backend in self.backends if backend.down_until <= now]
-            down = [backend for backend in self.backends if backend.down_until > now]
+            left = [backend for backend in self.backends if backend not in tried]
+            if not left:
+                return None
+            up = [backend for backend in left if backend.down_until <= now]
+            down = [backend for backend in left if backend.down_until > now]
             up.sort(key=lambda backend: (backend.in_flight, backend.served))
             down.sort(key=lambda backend: backend.down_until)
-            return up + down
+            best = (up + down)[0]
+            best.in_flight += 1
+            return best
 
     def stream_chat(self, messages: Any, **kwargs: Any) -> Iterator[Any]:
         failure: Exception | None = None
-        for backend in self._order():
-            with self._lock:
-                backend.in_flight += 1
+        tried: list[Backend] = []
+        while (backend := self._take(tried)) is not None:
+            tried.append(backend)
             started = False
             try:
                 for response in backend.llm.stream_chat(messages, **kwargs):
