@@ -108,6 +108,14 @@ class IngestReport:
         return sum(outcome.chunks for outcome in self.outcomes if outcome.status == "indexed")
 
 
+def parse_options(settings: Settings) -> ParseOptions:
+    return ParseOptions(
+        strategy=settings.ingest.parser_strategy,
+        max_line_bytes=int(settings.ingest.max_line_mb * 2**20),
+        max_unpacked_bytes=int(settings.ingest.max_unpacked_mb * 2**20),
+    )
+
+
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
     """Files as given, and the supported files found under folders (sorted, so runs repeat).
 
@@ -151,11 +159,7 @@ class IngestService:
         self._chunker = Chunker(
             embedder, settings.ingest.chunk_tokens, settings.ingest.chunk_overlap_tokens
         )
-        self._parse_options = ParseOptions(
-            strategy=settings.ingest.parser_strategy,
-            max_line_bytes=int(settings.ingest.max_line_mb * 2**20),
-            max_unpacked_bytes=int(settings.ingest.max_unpacked_mb * 2**20),
-        )
+        self._parse_options = parse_options(settings)
 
     @classmethod
     def for_components(cls, components: Components) -> IngestService:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from models.gptq_job import RESULT_PREFIX
 from models.manifest import Manifest, ModelEntry, hash_folder
+from models.source import card_details, carry_licence
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # GPTQModel's own progress line; the caller turns it into a progress bar.
@@ -150,6 +151,7 @@ def quantize_gptq(
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
         output = _run_job(command, env, log, progress)
         summary = _summary(output)
+        carry_licence(manifest.folder(source), staging)
         if target.exists():
             shutil.rmtree(target)
         shutil.move(str(staging), target)
@@ -170,6 +172,7 @@ def quantize_gptq(
             "calibration_chunks_available": calibration.available,
             "seconds": round(time.perf_counter() - started, 1),
             "gptqmodel": summary.get("gptqmodel"),
+            **card_details(target),
         },
     )
     manifest.put(entry)

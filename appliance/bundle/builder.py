@@ -68,6 +68,8 @@ class BuildOptions:
     models_dir: Path | None
     with_inference: bool = True
     release: str | None = None
+    # Versions in models_dir the bundle does not carry (the unquantized source of --model).
+    leave_out_models: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -101,27 +103,31 @@ def _tree(root: Path, folder: str) -> list[tuple[Path, str]]:
     return files
 
 
-def _models(models_dir: Path) -> list[tuple[Path, str]]:
+def _models(models_dir: Path, leave_out: frozenset[str], generated: Path) -> list[tuple[Path, str]]:
+    """The verified files of every prepared version but those left out, and a manifest.json
+    that lists just those."""
     from models.manifest import MANIFEST_FILE, Manifest, ModelIntegrityError
 
     manifest = Manifest(models_dir)
-    entries = manifest.entries()
+    entries = {name: e for name, e in manifest.entries().items() if name not in leave_out}
     if not entries:
         raise BundleError(
             f"no prepared model in {models_dir}: run `appliance models prepare`, or pass "
             "--models DIR (a folder with manifest.json), or --no-models"
         )
-    files = [(models_dir / MANIFEST_FILE, f"models/{MANIFEST_FILE}")]
+    shipped = Manifest(generated / "models")
+    files = []
     for name in sorted(entries):
         try:
             entry = manifest.verify(name)
         except ModelIntegrityError as error:
             raise BundleError(str(error)) from None
+        shipped.put(entry)
         files += [
             (manifest.folder(name) / item.path, f"models/{name}/{item.path}")
             for item in entry.files
         ]
-    return files
+    return [(generated / "models" / MANIFEST_FILE, f"models/{MANIFEST_FILE}"), *files]
 
 
 def _reset_owner(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -227,7 +233,7 @@ def build_bundle(options: BuildOptions, step: Step = lambda _: None) -> BuiltBun
 
         if options.models_dir is not None:
             step(f"checking the models in {options.models_dir} against their manifest")
-            files += _models(options.models_dir)
+            files += _models(options.models_dir, options.leave_out_models, generated)
         # The playbook, the units and the GPU image's build files: an unpacked bundle is the
         # Docker build context of Dockerfile.gpu.
         for folder in ("ansible", "systemd", "docker"):

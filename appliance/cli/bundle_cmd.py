@@ -41,25 +41,62 @@ def build(
     release: Annotated[
         str | None, typer.Option(help="Release name (default: VERSION-CONTENTHASH).")
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="A model folder, or a model id fetched here (this connected build host), "
+            "GPTQ-quantized under the name --profile serves and shipped in the bundle."
+        ),
+    ] = None,
+    profile: Annotated[
+        str, typer.Option(help="The launch profile whose model --model becomes.")
+    ] = "gpu-mistral-gptq",
+    calibrate_on: Annotated[
+        Path | None,
+        typer.Option(help="Documents to calibrate GPTQ on (default: this host's own index)."),
+    ] = None,
+    bits: Annotated[int, typer.Option(help="GPTQ bits per weight for --model.")] = 4,
+    group_size: Annotated[int, typer.Option(help="GPTQ group size for --model.")] = 64,
 ) -> None:
     """Build one archive an offline host installs from (appliance bundle verify checks it)."""
     from appliance.bundle.builder import BuildOptions, build_bundle
     from appliance.settings import SettingsError, load_settings
     from appliance.settings.loader import PROJECT_ROOT
+    from models.quantize import QuantizationFailed
+    from models.source import ModelSourceError
 
+    if model and no_models:
+        errors.print("[bold red]error:[/] --model and --no-models contradict each other")
+        raise typer.Exit(2)
+    cache = PROJECT_ROOT / ".cache" / "bundle"
     try:
-        models_dir = None if no_models else (models or load_settings().models_dir)
+        settings = load_settings()
+        models_dir = None if no_models else (models or settings.models_dir).resolve()
+        leave_out: frozenset[str] = frozenset()
+        if model and models_dir:
+            from appliance.bundle.model_build import ModelRequest, build_model
+
+            request = ModelRequest(model, profile, calibrate_on, bits, group_size)
+            with console.status("building the model") as status:
+                made = build_model(settings, models_dir, request, cache, status.update)
+            leave_out = frozenset({made.source.name})
+            console.print(
+                f"{made.quantized.name}: {bits}-bit GPTQ of {made.source.source}, calibrated on "
+                f"{len(made.calibration.texts)} passages, manifest hash "
+                f"{made.quantized.digest()[:16]}"
+            )
         options = BuildOptions(
             project_root=PROJECT_ROOT,
             out_dir=out.resolve(),
-            cache_dir=PROJECT_ROOT / ".cache" / "bundle",
-            models_dir=models_dir.resolve() if models_dir else None,
+            cache_dir=cache,
+            models_dir=models_dir,
             with_inference=with_inference,
             release=release,
+            leave_out_models=leave_out,
         )
         with console.status("building the bundle") as status:
             built = build_bundle(options, step=lambda message: status.update(message))
-    except (BundleError, SettingsError) as error:
+    except (BundleError, SettingsError, ModelSourceError, QuantizationFailed) as error:
         errors.print(f"[bold red]error:[/] {getattr(error, 'message', None) or error}")
         raise typer.Exit(2) from None
     table = Table("part", "files", "size", title=f"release {built.release}")
