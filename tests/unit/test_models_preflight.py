@@ -26,12 +26,12 @@ from models.preflight import (
 )
 from models.profiles import expand, load_profile
 
-A100_AND_T4 = """0, GPU-5d0f3c1a-aaaa, NVIDIA A100-SXM4-80GB, 8.0, 80500, 81920, 550.54.15
-1, GPU-91b2e7c4-bbbb, Tesla T4, 7.5, 15000, 15360, 550.54.15
+A100_AND_T4 = """0, GPU-5d0f3c1a-aaaa, NVIDIA A100-SXM4-80GB, 8.0, 80500, 81920, 580.95.05
+1, GPU-91b2e7c4-bbbb, Tesla T4, 7.5, 15000, 15360, 580.95.05
 """
 
 
-def _l4(index: int, free_mib: int, driver: str = "550.54.15") -> str:
+def _l4(index: int, free_mib: int, driver: str = "580.95.05") -> str:
     return f"{index}, GPU-l4-{index}, NVIDIA L4, 8.9, {free_mib}, 23034, {driver}"
 
 
@@ -73,8 +73,8 @@ def test_too_little_free_memory_and_too_few_gpus_are_named() -> None:
 def test_an_old_driver_is_named_and_mig_values_are_left_to_vllm() -> None:
     profile = load_profile("gpu-mistral-gptq", {})
     (old,) = check(profile, parse_nvidia_smi(_l4(0, 22000, driver="470.239.06")))
-    assert "NVIDIA driver 470.239.06" in old and "needs 525 or newer" in old
-    mig = parse_nvidia_smi("0, GPU-mig, NVIDIA A100-SXM4-40GB, 8.0, [N/A], [N/A], 550.54.15")
+    assert "NVIDIA driver 470.239.06" in old and "needs 580 or newer" in old
+    mig = parse_nvidia_smi("0, GPU-mig, NVIDIA A100-SXM4-40GB, 8.0, [N/A], [N/A], 580.95.05")
     assert mig[0].free_gib is None and check(profile, mig) == []
 
 
