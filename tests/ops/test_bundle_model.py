@@ -138,8 +138,28 @@ def test_the_built_bundle_carries_the_quantized_model_under_the_served_name(
     assert not (tmp_path / "venv-cuda/.installed").exists()
 
     # The build host keeps the source it imported, with where it came from.
-    local = Manifest(tmp_path / "data" / "models").entries()
+    models = tmp_path / "data" / "models"
+    local = Manifest(models).entries()
     assert local[f"{SERVED}-source"].source == f"folder {stand_in}"
+
+    # The GPU smoke script's numerics, on the CPU here (a lent GPU runs them with CUDA): the
+    # packed layers it carries dequantize to within 4-bit error of the unquantized weights.
+    smoke = [str(ROOT / ".venv/bin/python"), str(ROOT / "bench/gpu_smoke.py")]
+    prepared = subprocess.run(
+        [*smoke, "prepare", "--gptq", str(models / SERVED), "--parent",
+         str(models / f"{SERVED}-source"), "--out", str(tmp_path / "smoke")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert prepared.returncode == 0, prepared.stderr
+    rows = tmp_path / "smoke.json"
+    ran = subprocess.run(
+        [*smoke, "run", "--data", str(tmp_path / "smoke"), "--device", "cpu", "--json", str(rows)],
+        capture_output=True,
+        text=True,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    checks = json.loads(rows.read_text())
+    assert len([row for row in checks if "4-bit vs unquantized" in row["check"]]) == 3
 
 
 def test_a_source_that_is_not_a_model_is_refused_with_a_reason(tmp_path: Path) -> None:
