@@ -6,17 +6,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from appliance.bundle.manifest import BundleError
+from appliance.cli.common import cli_settings, console, errors, friendly
 
 bundle_app = typer.Typer(
     help="Build and check the air-gapped bundle: wheels, models, Ansible, systemd, with hashes.",
     no_args_is_help=True,
 )
-console = Console()
-errors = Console(stderr=True)
 
 
 def _mb(size: int) -> str:
@@ -24,6 +21,7 @@ def _mb(size: int) -> str:
 
 
 @bundle_app.command("build")
+@friendly
 def build(
     out: Annotated[Path, typer.Option(help="Folder the archive is written to.")] = Path("dist"),
     with_inference: Annotated[
@@ -72,47 +70,41 @@ def build(
 ) -> None:
     """Build one archive an offline host installs from (appliance bundle verify checks it)."""
     from appliance.bundle.builder import BuildOptions, build_bundle
-    from appliance.settings import SettingsError, load_settings
     from appliance.settings.loader import PROJECT_ROOT
-    from models.quantize import QuantizationFailed
-    from models.source import ModelSourceError
 
     if model and no_models:
         errors.print("[bold red]error:[/] --model and --no-models contradict each other")
         raise typer.Exit(2)
     cache = PROJECT_ROOT / ".cache" / "bundle"
-    try:
-        settings = load_settings()
-        models_dir = None if no_models else (models or settings.models_dir).resolve()
-        leave_out: frozenset[str] = frozenset()
-        if model and models_dir:
-            from appliance.bundle.model_build import ModelRequest, build_model
+    # The egress guard is armed; the model hub is reached from a child process only.
+    settings = cli_settings()
+    models_dir = None if no_models else (models or settings.models_dir).resolve()
+    leave_out: frozenset[str] = frozenset()
+    if model and models_dir:
+        from appliance.bundle.model_build import ModelRequest, build_model
 
-            request = ModelRequest(model, profile, calibrate_on, bits, group_size)
-            with console.status("building the model") as status:
-                made = build_model(settings, models_dir, request, cache, status.update)
-            leave_out = frozenset({made.source.name})
-            console.print(
-                f"{made.quantized.name}: {bits}-bit GPTQ of {made.source.source}, calibrated on "
-                f"{len(made.calibration.texts)} passages, manifest hash "
-                f"{made.quantized.digest()[:16]}"
-            )
-        options = BuildOptions(
-            project_root=PROJECT_ROOT,
-            out_dir=out.resolve(),
-            cache_dir=cache,
-            models_dir=models_dir,
-            with_inference=with_inference,
-            release=release,
-            leave_out_models=leave_out,
-            with_cuda=with_cuda,
-            cuda_lock=cuda_lock.resolve() if cuda_lock else None,
+        request = ModelRequest(model, profile, calibrate_on, bits, group_size)
+        with console.status("building the model") as status:
+            made = build_model(settings, models_dir, request, cache, status.update)
+        leave_out = frozenset({made.source.name})
+        console.print(
+            f"{made.quantized.name}: {bits}-bit GPTQ of {made.source.source}, calibrated on "
+            f"{len(made.calibration.texts)} passages, manifest hash "
+            f"{made.quantized.digest()[:16]}"
         )
-        with console.status("building the bundle") as status:
-            built = build_bundle(options, step=lambda message: status.update(message))
-    except (BundleError, SettingsError, ModelSourceError, QuantizationFailed) as error:
-        errors.print(f"[bold red]error:[/] {getattr(error, 'message', None) or error}")
-        raise typer.Exit(2) from None
+    options = BuildOptions(
+        project_root=PROJECT_ROOT,
+        out_dir=out.resolve(),
+        cache_dir=cache,
+        models_dir=models_dir,
+        with_inference=with_inference,
+        release=release,
+        leave_out_models=leave_out,
+        with_cuda=with_cuda,
+        cuda_lock=cuda_lock.resolve() if cuda_lock else None,
+    )
+    with console.status("building the bundle") as status:
+        built = build_bundle(options, step=lambda message: status.update(message))
     table = Table("part", "files", "size", title=f"release {built.release}")
     for part, (files, size) in sorted(built.parts.items()):
         table.add_row(part, str(files), _mb(size))
@@ -124,18 +116,15 @@ def build(
 
 
 @bundle_app.command("verify")
+@friendly
 def verify(
     archive: Annotated[Path, typer.Argument(help="A bundle archive, or an unpacked bundle.")],
 ) -> None:
     """Recompute every file's sha256 and compare with MANIFEST.sha256; exits 1 on a difference."""
     from appliance.bundle.manifest import verify as verify_bundle
 
-    try:
-        with console.status(f"hashing every file of {archive}"):
-            check = verify_bundle(archive)
-    except BundleError as error:
-        errors.print(f"[bold red]error:[/] {error.message}")
-        raise typer.Exit(2) from None
+    with console.status(f"hashing every file of {archive}"):
+        check = verify_bundle(archive)
     for problem in check.problems():
         console.print(f"[red]{problem}[/]")
     verdict = "[green]ok[/]" if check.ok else f"[red]{len(check.problems())} problems[/]"

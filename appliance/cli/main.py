@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from appliance.auth.principal import Principal
 from appliance.cli.bundle_cmd import bundle_app
+from appliance.cli.common import (
+    JsonOption,
+    cli_settings,
+    console,
+    errors,
+    friendly,
+    local_user,
+    log_to_stderr,
+    print_json,
+    progress_bar,
+)
+from appliance.cli.models_cmd import models_app
 from appliance.container import Components
 from appliance.domain import DocumentAccess, Hit
-from appliance.errors import ApplianceError
-from appliance.settings import Settings, SettingsError, load_settings
+from appliance.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from ingest.job_store import Job
@@ -35,78 +41,14 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-models_app = typer.Typer(
-    help="Model versions (prepare, GPTQ quantize, activate with a quality gate, roll back) and "
-    "the local inference service (vLLM) that serves the active one.",
-    no_args_is_help=True,
-)
 app.add_typer(models_app, name="models")
 app.add_typer(bundle_app, name="bundle")
 
-console = Console()
-errors = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
 TopK = Annotated[int | None, typer.Option("--top-k", "-k", help="How many passages to retrieve.")]
 CollectionsOption = Annotated[
     list[str] | None,
     typer.Option("--collection", "-c", help="Search only this collection (repeatable)."),
 ]
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    from models.inference_server import InferenceStartFailed
-    from models.manifest import ModelIntegrityError, ModelNotPrepared
-    from models.quantize import QuantizationFailed
-    from models.registry import NothingToRollBack
-
-    return (
-        ApplianceError,
-        SettingsError,
-        ModelIntegrityError,
-        ModelNotPrepared,
-        InferenceStartFailed,
-        QuantizationFailed,
-        NothingToRollBack,
-        FileNotFoundError,
-    )
-
-
-def friendly(command: F) -> F:
-    """A user-facing failure prints one clear sentence and exits 2, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except _user_errors() as error:
-            errors.print(f"[bold red]error:[/] {getattr(error, 'message', None) or error}")
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _settings() -> Settings:
-    from appliance.egress import arm_from_settings
-
-    settings = load_settings()
-    # Every command runs under the egress guard, armed before it loads any library.
-    arm_from_settings(settings)
-    return settings
-
-
-def _log_to_stderr(settings: Settings, process: str) -> None:
-    from appliance.observability.logs import configure_logging
-
-    configure_logging(settings.logging.format, settings.logging.level, process)
-
-
-def _local_user() -> Principal:
-    """The CLI on the host acts as a local admin: whoever can run it can read the data folder.
-    Its actions are audited under the OS user's name."""
-    import getpass
-
-    return Principal.local(getpass.getuser())
 
 
 GroupsOption = Annotated[
@@ -116,10 +58,6 @@ GroupsOption = Annotated[
 CollectionOption = Annotated[
     str | None, typer.Option(help="The collection they belong to (default: settings).")
 ]
-
-
-def _print_json(document: Any) -> None:
-    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
 
 def _where(hit: Hit) -> str:
@@ -155,22 +93,20 @@ def _follow(jobs: IngestJobs, job_id: str, wait: bool, as_json: bool) -> None:
     inline = jobs.settings.ingest.mode == "inline"
     if not (wait or inline):
         if as_json:
-            _print_json(job.to_dict())
+            print_json(job.to_dict())
         else:
             console.print(
                 f"job {job_id} queued: {job.files_total} files (`appliance jobs {job_id}`)"
             )
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, TimeElapsedColumn(), console=errors, disable=as_json) as progress:
-        task = progress.add_task(f"job {job_id}", total=job.files_total)
+    with progress_bar(f"job {job_id}", job.files_total, as_json) as advance:
         while job.status != "done":
             time.sleep(0.2)
             job = jobs.store.get(job_id)
-            progress.update(task, completed=job.files_done)
+            advance(job.files_done, job.files_total)
     seconds = max(item.updated_at for item in job.files) - job.created_at if job.files else 0.0
     if as_json:
-        _print_json({**job.to_dict(), "seconds": round(seconds, 3), **_counts(job)})
+        print_json({**job.to_dict(), "seconds": round(seconds, 3), **_counts(job)})
     else:
         for item in job.files:
             if item.status == "failed":
@@ -203,7 +139,7 @@ def ingest(
     """Index documents (md, txt, html, pdf, docx). Unchanged files are skipped."""
     from appliance.auth.keys import check_groups
 
-    settings = _settings()
+    settings = cli_settings()
     jobs = _ingest_jobs(settings)
     access = None
     if groups or collection:
@@ -211,7 +147,7 @@ def ingest(
             check_groups(groups.split(",")) if groups else tuple(settings.access.default_groups),
             collection or settings.access.default_collection,
         )
-    job = jobs.submit_paths(paths, access, _local_user().user)
+    job = jobs.submit_paths(paths, access, local_user().user)
     _follow(jobs, job.job_id, wait, as_json)
 
 
@@ -226,22 +162,22 @@ def sync(
     as_json: JsonOption = False,
 ) -> None:
     """Bring the index in line with folders: ingest new and changed files, drop removed ones."""
-    jobs = _ingest_jobs(_settings())
+    jobs = _ingest_jobs(cli_settings())
     targets = folders or [Path(source.path) for source in jobs.store.sources()]
     if not targets:
         raise typer.BadParameter(
             "no folder given and no source registered (`appliance sources add`)"
         )
     for folder in targets:
-        _follow(jobs, jobs.sync(folder, _local_user().user).job_id, wait, as_json)
+        _follow(jobs, jobs.sync(folder, local_user().user).job_id, wait, as_json)
 
 
 @app.command()
 @friendly
 def retry(wait: WaitOption = True, as_json: JsonOption = False) -> None:
     """Ingest again every document whose last attempt failed."""
-    jobs = _ingest_jobs(_settings())
-    job = jobs.retry_failed(_local_user().user)
+    jobs = _ingest_jobs(cli_settings())
+    job = jobs.retry_failed(local_user().user)
     if job is None:
         console.print("no failed documents to retry")
         return
@@ -257,13 +193,13 @@ def list_jobs(
     """List recent ingest jobs, or one job's files with their status and errors."""
     from ingest.job_store import JobStore
 
-    store = JobStore.for_settings(_settings())
+    store = JobStore.for_settings(cli_settings())
     if job_id:
         job = store.get(job_id)
         if job is None:
             raise typer.BadParameter(f"no job {job_id}")
         if as_json:
-            _print_json(job.to_dict())
+            print_json(job.to_dict())
             return
         table = Table("#", "status", "chunks", "path", "error")
         for item in job.files:
@@ -272,7 +208,7 @@ def list_jobs(
         return
     found = store.list()
     if as_json:
-        _print_json([job.to_dict(with_files=False) for job in found])
+        print_json([job.to_dict(with_files=False) for job in found])
         return
     table = Table("job", "kind", "status", "files", "failed", "chunks")
     for job in found:
@@ -295,7 +231,7 @@ app.add_typer(sources_app, name="sources")
 @friendly
 def sources_add(folder: Path) -> None:
     """Register a folder as a source."""
-    source = _ingest_jobs(_settings()).add_source(folder)
+    source = _ingest_jobs(cli_settings()).add_source(folder)
     console.print(f"source {source.source_id}: {source.path} (sync it with `appliance sync`)")
 
 
@@ -305,7 +241,7 @@ def sources_list() -> None:
     """List registered source folders."""
     from ingest.job_store import JobStore
 
-    for source in JobStore.for_settings(_settings()).sources():
+    for source in JobStore.for_settings(cli_settings()).sources():
         console.print(f"{source.source_id}  {source.path}")
 
 
@@ -315,9 +251,9 @@ def delete(path_or_id: Annotated[str, typer.Argument(help="A document's path or 
     """Remove a document and all its chunks from the index."""
     from ingest.service import IngestService
 
-    service = IngestService.for_components(Components(_settings()))
+    service = IngestService.for_components(Components(cli_settings()))
     doc_id = service.delete(path_or_id)
-    service.record("delete", _local_user().user, {"path": path_or_id, "doc_id": doc_id})
+    service.record("delete", local_user().user, {"path": path_or_id, "doc_id": doc_id})
     console.print(f"deleted document {doc_id} ({path_or_id}) and its chunks")
 
 
@@ -327,9 +263,9 @@ def documents(as_json: JsonOption = False) -> None:
     """List indexed documents with their status, chunk counts and errors."""
     from ingest.catalog import Catalog
 
-    records = Catalog.for_settings(_settings()).list()
+    records = Catalog.for_settings(cli_settings()).list()
     if as_json:
-        _print_json([record.to_dict() for record in records])
+        print_json([record.to_dict() for record in records])
         return
     table = Table("status", "chunks", "groups", "collection", "path", "error")
     for record in records:
@@ -351,8 +287,8 @@ def worker(
     name: Annotated[str | None, typer.Option(help="Worker name (default ingest@HOST).")] = None,
 ) -> None:
     """Run an ingestion worker: takes queued documents from Redis (ingest.mode: celery)."""
-    settings = _settings()
-    _log_to_stderr(settings, "worker")
+    settings = cli_settings()
+    log_to_stderr(settings, "worker")
     if settings.worker.metrics_port:
         import os
 
@@ -389,9 +325,9 @@ def search(
     as_json: JsonOption = False,
 ) -> None:
     """Show the passages that best match QUERY, best first (no generation)."""
-    hits = Components(_settings()).answers.search(query, _local_user(), top_k, collection)
+    hits = Components(cli_settings()).answers.search(query, local_user(), top_k, collection)
     if as_json:
-        _print_json({"query": query, "hits": [hit.to_dict() for hit in hits]})
+        print_json({"query": query, "hits": [hit.to_dict() for hit in hits]})
         return
     table = Table("#", "score", "file", "where", "text")
     for number, hit in enumerate(hits, 1):
@@ -409,7 +345,7 @@ def ask(
     as_json: JsonOption = False,
 ) -> None:
     """Answer QUESTION from the indexed documents, streaming, then list the numbered sources."""
-    stream = Components(_settings()).answers.stream(question, _local_user(), top_k, collection)
+    stream = Components(cli_settings()).answers.stream(question, local_user(), top_k, collection)
     if as_json:
         for _ in stream:
             pass
@@ -421,7 +357,7 @@ def ask(
     answer = stream.answer
     assert answer is not None
     if as_json:
-        _print_json(answer.to_dict())
+        print_json(answer.to_dict())
         return
     if answer.mode == "extract" and not answer.abstained:
         console.print("[dim]Quoted from the documents (no language model wrote this answer).[/]")
@@ -492,7 +428,7 @@ def evaluate(
         thresholds = [parse_threshold(text) for text in minimum or []]
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--min") from None
-    settings = _settings()
+    settings = cli_settings()
     modes = [mode.strip() for mode in compare.split(",")] if compare else []
     modes = [mode for mode in modes if mode] or [settings.retrieval.mode]
     unknown = [mode for mode in modes if mode not in MODES]
@@ -509,24 +445,22 @@ def evaluate(
         )
     gold = load_gold(gold_file)
     runs_total = len(modes) * max(1, len(answer_modes))
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, TimeElapsedColumn(), console=errors, disable=as_json) as progress:
-        task = progress.add_task(f"{len(gold)} questions", total=len(gold) * runs_total)
+    with progress_bar(f"{len(gold)} questions", len(gold) * runs_total, as_json) as advance:
         runs = list(
             runs_for_modes(
                 settings,
                 gold,
                 modes,
-                _local_user(),
+                local_user(),
                 not retrieval_only,
                 top_k,
-                lambda: progress.advance(task),
+                advance,
                 answer_modes if not retrieval_only else (),
             )
         )
     failures = gate(runs[0].metrics(), thresholds)
     if as_json:
-        _print_json(
+        print_json(
             {
                 "gold": str(gold_file),
                 "questions": len(gold),
@@ -577,12 +511,12 @@ def keys_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a key; its secret is printed this once and stored only as an argon2 hash."""
-    components = Components(_settings())
-    creator = _local_user().user
+    components = Components(cli_settings())
+    creator = local_user().user
     key, token = components.keys.create(user, role, [g for g in groups.split(",") if g], creator)
     components.audit.append("key_created", creator, [], key.to_dict())
     if as_json:
-        _print_json({**key.to_dict(), "token": token})
+        print_json({**key.to_dict(), "token": token})
         return
     console.print(
         f"created {key.role} key {key.key_id} for {key.user} (groups {', '.join(key.groups)})"
@@ -595,9 +529,9 @@ def keys_create(
 @friendly
 def keys_list(as_json: JsonOption = False) -> None:
     """List keys (never their secrets)."""
-    keys = Components(_settings()).keys.list()
+    keys = Components(cli_settings()).keys.list()
     if as_json:
-        _print_json([key.to_dict() for key in keys])
+        print_json([key.to_dict() for key in keys])
         return
     table = Table("key id", "user", "role", "groups", "state")
     for key in keys:
@@ -612,9 +546,9 @@ def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="The key's id (from `keys list`).")],
 ) -> None:
     """Revoke a key: every later request with it is refused."""
-    components = Components(_settings())
+    components = Components(cli_settings())
     key = components.keys.revoke(key_id)
-    components.audit.append("key_revoked", _local_user().user, [], key.to_dict())
+    components.audit.append("key_revoked", local_user().user, [], key.to_dict())
     console.print(f"revoked key {key.key_id} of {key.user}")
 
 
@@ -629,8 +563,8 @@ def serve(
 
     from appliance.server.app import create_app
 
-    settings = _settings()
-    _log_to_stderr(settings, "api")
+    settings = cli_settings()
+    log_to_stderr(settings, "api")
     uvicorn.run(
         create_app(settings),
         host=host or settings.server.host,
@@ -660,11 +594,11 @@ def doctor(
     from appliance.cli.doctor import print_reports, run_checks, settings_failure
 
     try:
-        reports = run_checks(_settings(), ["egress"] if egress else None)
+        reports = run_checks(cli_settings(), ["egress"] if egress else None)
     except SettingsError as error:
         reports = [settings_failure(error)]
     if as_json:
-        _print_json([report.to_dict() for report in reports])
+        print_json([report.to_dict() for report in reports])
     else:
         print_reports(reports, console, details=egress)
     if not all(report.ok for report in reports):
@@ -717,12 +651,12 @@ def audit_verify(as_json: JsonOption = False) -> None:
 
     from appliance.audit.log import AuditLog
 
-    settings = _settings()
+    settings = cli_settings()
     started = time.monotonic()
     report = AuditLog.for_settings(settings).verify()
     seconds = time.monotonic() - started
     if as_json:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
     elif report.ok:
         span = f" (seq {report.first_seq} to {report.last_seq})" if report.checked else ""
         kept = (
@@ -770,7 +704,7 @@ def audit_export(
     if fmt not in ("jsonl", "csv"):
         raise typer.BadParameter(f"{fmt!r} is not jsonl or csv", param_hint="--format")
     since, until = _period(start, end, "--from/--to")
-    settings = _settings()
+    settings = cli_settings()
     log = AuditLog.for_settings(settings)
     started = time.monotonic()
     if out is None:
@@ -799,7 +733,7 @@ def audit_purge(
 
     from appliance.audit.log import AuditLog
 
-    settings = _settings()
+    settings = cli_settings()
     days = older_than_days or settings.audit.retention_days
     cutoff = datetime.now(UTC) - timedelta(days=days)
     purged = AuditLog.for_settings(settings).purge(cutoff, actor=f"local:{getpass.getuser()}")
@@ -832,11 +766,11 @@ def audit_search(
     from appliance.audit.log import AuditLog
 
     start, end = _period(since, until, "--since/--until")
-    records = AuditLog.for_settings(_settings()).records(
+    records = AuditLog.for_settings(cli_settings()).records(
         since=start, until=end, actor=user, kind=kind, doc_id=doc, limit=limit
     )
     if as_json:
-        _print_json([record.to_dict() for record in records])
+        print_json([record.to_dict() for record in records])
         return
     table = Table("seq", "at (UTC)", "kind", "user", "payload")
     for record in records:
@@ -846,11 +780,6 @@ def audit_search(
         table.add_row(str(record.seq), at, record.kind, record.actor, shown)
     console.print(table)
     errors.print(f"{len(records)} records")
-
-
-# Importing it registers `appliance models ...` on models_app; it uses the helpers above, so it
-# comes last.
-from appliance.cli import models_cmd  # noqa: E402, F401
 
 
 def main() -> None:

@@ -1,31 +1,28 @@
 """`appliance models ...`: prepare, quantize, serve, list, activate and roll back model versions.
 
-Its commands register on `main.models_app` when main imports this module (at its end), and use
-main's settings loading, error handling and consoles like every other command.
+main.py adds `models_app` to the `appliance` command; the helpers come from cli/common.py.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from appliance.cli.main import (
+from appliance.cli.common import (
     JsonOption,
-    _local_user,
-    _print_json,
-    _settings,
+    cli_settings,
     console,
     errors,
     friendly,
-    models_app,
+    local_user,
+    print_json,
+    progress_bar,
 )
 from appliance.settings import Settings
 
@@ -36,6 +33,13 @@ if TYPE_CHECKING:
     from models.manifest import Manifest
     from models.profiles import LaunchProfile
     from models.registry import ModelRegistry
+
+
+models_app = typer.Typer(
+    help="Model versions (prepare, GPTQ quantize, activate with a quality gate, roll back) and "
+    "the local inference service (vLLM) that serves the active one.",
+    no_args_is_help=True,
+)
 
 
 def _inference_server(settings: Settings) -> InferenceServer:
@@ -63,22 +67,7 @@ def _lifecycle(settings: Settings) -> tuple[LaunchProfile, Manifest, ModelRegist
 def _audit(settings: Settings, kind: str, payload: dict[str, Any]) -> None:
     from appliance.container import Components
 
-    Components(settings).audit.append(kind, _local_user().user, [], payload)
-
-
-@contextmanager
-def _bar(description: str, total: int | None, hidden: bool) -> Iterator[Any]:
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, TimeElapsedColumn(), console=errors, disable=hidden) as progress:
-        task = progress.add_task(description, total=total)
-
-        def advance(done: int | None = None, total: int | None = None) -> None:
-            if done is None:
-                progress.advance(task)
-            else:
-                progress.update(task, completed=done, total=total)
-
-        yield advance
+    Components(settings).audit.append(kind, local_user().user, [], payload)
 
 
 @models_app.command("prepare")
@@ -89,7 +78,7 @@ def models_prepare(
     """Build the default CPU model (SmolLM2-135M-Instruct) from the bundled GGUF, with hashes."""
     from models.prepare import prepare_smollm2
 
-    settings = _settings()
+    settings = cli_settings()
     with console.status("converting the GGUF model to a folder vLLM can load"):
         entry, built = prepare_smollm2(settings.models.smollm2_wheel, settings.models_dir, force)
     size = sum(item.bytes for item in entry.files) / 2**20
@@ -129,7 +118,7 @@ def models_quantize(
     from appliance.container import Components
     from models.quantize import quantize_gptq, sample_calibration
 
-    settings = _settings()
+    settings = cli_settings()
     _, manifest, _ = _lifecycle(settings)
     manifest.verify(source)
     count = texts or settings.models.calibration_texts
@@ -138,7 +127,7 @@ def models_quantize(
     calibration = sample_calibration(list(zip(chunk_ids, chunk_texts, strict=True)), count, seed)
     log = settings.logs_dir / "quantize.log"
     description = f"GPTQ {bits}-bit, {len(calibration.texts)} passages (log {log})"
-    with _bar(description, None, as_json) as advance:
+    with progress_bar(description, None, as_json) as advance:
         entry = quantize_gptq(
             settings.inference.python,
             manifest,
@@ -163,7 +152,7 @@ def models_quantize(
     }
     _audit(settings, "model_quantized", summary)
     if as_json:
-        _print_json(summary)
+        print_json(summary)
         return
     console.print(
         f"{entry.name}: {bits}-bit GPTQ of {source} in {entry.details['seconds']:.0f} s, "
@@ -180,12 +169,12 @@ def models_list(as_json: JsonOption = False) -> None:
     """Every model version side by side, its parent, size, and which one is active."""
     from models.registry import list_versions
 
-    settings = _settings()
+    settings = cli_settings()
     profile, manifest, registry = _lifecycle(settings)
     rows = list_versions(manifest, registry, [profile.model])
     switches = registry.switches(profile.model)
     if as_json:
-        _print_json(
+        print_json(
             {
                 "served_name": profile.model,
                 "active": registry.active(profile.model),
@@ -225,8 +214,8 @@ def _measure(settings: Settings, gold: list[GoldQuestion], version: str, hidden:
     answering = settings.answering.model_copy(update={"mode": "generate", "unsupported": "off"})
     repeatable = settings.model_copy(update={"llm": llm, "answering": answering})
     mode = settings.retrieval.mode
-    with _bar(f"gold set on {version}", len(gold), hidden) as advance:
-        runs = runs_for_modes(repeatable, gold, [mode], _local_user(), True, 10, advance)
+    with progress_bar(f"gold set on {version}", len(gold), hidden) as advance:
+        runs = runs_for_modes(repeatable, gold, [mode], local_user(), True, 10, advance)
         return next(iter(runs)).metrics()
 
 
@@ -315,7 +304,7 @@ def models_activate(
     from models.inference_server import InferenceStartFailed
     from models.preflight import preflight
 
-    settings = _settings()
+    settings = cli_settings()
     profile, manifest, registry = _lifecycle(settings)
     manifest.verify(version)
     active = registry.active(profile.model)
@@ -358,7 +347,7 @@ def models_activate(
             _switch_to(settings, profile, manifest, active, as_json)
         _audit(settings, "model_activation_refused", payload)
         if as_json:
-            _print_json({**payload, "activated": False})
+            print_json({**payload, "activated": False})
         else:
             errors.print(f"[bold red]refused:[/] {verdict.reason}; {active} stays active")
             errors.print("pass --force to activate it anyway (audited as forced)")
@@ -370,11 +359,11 @@ def models_activate(
             # A forced switch to a version that cannot start is on record too, with the reason.
             _audit(settings, "model_activation_failed", {**payload, "error": str(error)})
             raise
-    registry.activate(profile.model, version, _local_user().user, forced=force)
+    registry.activate(profile.model, version, local_user().user, forced=force)
     _audit(settings, "model_activated", payload)
     seconds = time.perf_counter() - started
     if as_json:
-        _print_json({**payload, "activated": True, "seconds": round(seconds, 1)})
+        print_json({**payload, "activated": True, "seconds": round(seconds, 1)})
         return
     gate = verdict.reason if verdict else "no gate: no gold set"
     forced = " (forced)" if force else ""
@@ -388,12 +377,12 @@ def models_activate(
 @friendly
 def models_rollback(as_json: JsonOption = False) -> None:
     """Serve the version that was active before the current one again (no gate); audited."""
-    settings = _settings()
+    settings = cli_settings()
     profile, manifest, registry = _lifecycle(settings)
     target = registry.previous(profile.model)
     current = registry.active(profile.model)
     running = _switch_to(settings, profile, manifest, target, as_json)
-    switch = registry.rollback(profile.model, _local_user().user)
+    switch = registry.rollback(profile.model, local_user().user)
     payload = {
         "served_name": profile.model,
         "version": target,
@@ -402,7 +391,7 @@ def models_rollback(as_json: JsonOption = False) -> None:
     }
     _audit(settings, "model_rolled_back", payload)
     if as_json:
-        _print_json({**payload, "seconds_to_ready": round(running.seconds_to_ready, 1)})
+        print_json({**payload, "seconds_to_ready": round(running.seconds_to_ready, 1)})
         return
     console.print(
         f"rolled back: {switch.previous} -> {switch.version}, served as {profile.model} "
@@ -424,7 +413,7 @@ def models_serve(
     """Start vLLM on the active version after checking its files against the manifest."""
     from models.profiles import load_profile
 
-    settings = _settings()
+    settings = cli_settings()
     _, manifest, registry = _lifecycle(settings)
     launch = load_profile(profile or settings.inference.profile)
     version = registry.active(launch.model)
@@ -456,7 +445,7 @@ def models_serve(
 @friendly
 def models_stop() -> None:
     """Stop the vLLM server started by `appliance models serve`."""
-    stopped = _inference_server(_settings()).stop()
+    stopped = _inference_server(cli_settings()).stop()
     console.print("vLLM stopped" if stopped else "vLLM was not running")
 
 
@@ -467,7 +456,7 @@ def models_status(as_json: JsonOption = False) -> None:
     from models.inference_server import answering_models
     from models.manifest import ModelIntegrityError
 
-    settings = _settings()
+    settings = cli_settings()
     profile, manifest, registry = _lifecycle(settings)
     active = registry.active(profile.model)
     rows = []
@@ -488,7 +477,7 @@ def models_status(as_json: JsonOption = False) -> None:
     served = answering_models(settings.inference.host, settings.inference.port)
     running_version = _inference_server(settings).version()
     if as_json:
-        _print_json({"models": rows, "served": served, "running_version": running_version})
+        print_json({"models": rows, "served": served, "running_version": running_version})
         return
     for row in rows:
         mark = ", active" if row["active"] else ""
