@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -63,6 +64,15 @@ def hash_folder(folder: Path) -> list[ModelFile]:
         for path in sorted(folder.rglob("*"))
         if path.is_file()
     ]
+
+
+def swap_in(staging: Path, target: Path) -> None:
+    """Moves a fully written folder to its name, replacing what was there: a half-written
+    model folder is never visible under its name. `staging` must be on the same file system
+    (beside the target), so the move is a rename."""
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.move(str(staging), target)
 
 
 class Manifest:

