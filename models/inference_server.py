@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 
-from appliance.private_dirs import make_private_dirs
 from models.manifest import Manifest
 from models.profiles import LaunchProfile
 
@@ -137,8 +136,10 @@ class InferenceServer:
         # A GPU that cannot run the profile is named now, not minutes into vLLM's loading.
         preflight(profile, entry.quantization)
 
-        make_private_dirs(self.pid_file.parent)
-        make_private_dirs(self.log_file.parent)
+        # Readable by the service's user only (the appliance's CLI has made the data folder
+        # above them private already; `models` does not import `appliance`).
+        for folder in (self.pid_file.parent, self.log_file.parent):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Settings already in the environment win over the profile's, so IT can tune a host.
         env = {**profile.env, **os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
         started = time.perf_counter()

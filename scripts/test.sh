@@ -7,4 +7,6 @@ bash scripts/setup.sh
 export HF_HUB_OFFLINE=1
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+# The import rules in pyproject.toml ([tool.importlinter]): who may import whom.
+.venv-ops/bin/lint-imports
 exec .venv/bin/python -m pytest "$@"

@@ -43,8 +43,12 @@ models_app = typer.Typer(
 
 
 def _inference_server(settings: Settings) -> InferenceServer:
+    from appliance.private_dirs import make_private_dirs
     from models.inference_server import InferenceServer
 
+    # Every folder it may create on the way, private (mode 0700).
+    make_private_dirs(settings.run_dir)
+    make_private_dirs(settings.logs_dir)
     inference = settings.inference
     return InferenceServer(
         inference.python, inference.host, inference.port, settings.run_dir, settings.logs_dir
