@@ -37,14 +37,20 @@ WANTED = (
     "USE_POLICY*",
     "README.md",
 )
+# Mistral's repositories also carry their own format beside the Hugging Face one: the same
+# weights again in consolidated.safetensors (14 GB for the 7B) and params.json. Not served.
+UNWANTED = ("consolidated*", "params.json", "original/*")
 _MODEL_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?")
 # Run in a child process: huggingface_hub reads HF_HUB_OFFLINE once, when it is imported.
 _DOWNLOAD = """
 import json, sys
 from huggingface_hub import HfApi, snapshot_download
-repo, revision, target, patterns = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+repo, revision, target = sys.argv[1], sys.argv[2], sys.argv[3]
+wanted, unwanted = json.loads(sys.argv[4]), json.loads(sys.argv[5])
 sha = HfApi().model_info(repo, revision=revision).sha
-snapshot_download(repo, revision=sha, local_dir=target, allow_patterns=patterns)
+snapshot_download(
+    repo, revision=sha, local_dir=target, allow_patterns=wanted, ignore_patterns=unwanted
+)
 print(json.dumps({"sha": sha}))
 """
 
@@ -69,7 +75,10 @@ def fetch(source: str, cache: Path) -> tuple[Path, str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "0"}
     command = [sys.executable, "-c", _DOWNLOAD, repo, revision or "main", str(target)]
     result = subprocess.run(
-        [*command, json.dumps(list(WANTED))], capture_output=True, text=True, env=env
+        [*command, json.dumps(list(WANTED)), json.dumps(list(UNWANTED))],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     if result.returncode != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-6:])
@@ -141,7 +150,7 @@ def import_folder(folder: Path, manifest: Manifest, name: str, origin: str) -> M
         staging.mkdir()
         for pattern in WANTED:
             for path in folder.glob(pattern):
-                if path.is_file():
+                if path.is_file() and not any(path.match(skip) for skip in UNWANTED):
                     shutil.copy2(path, staging / path.name)
         swap_in(staging, target)
     entry = ModelEntry(

@@ -57,6 +57,8 @@ def stand_in(tmp_path_factory: pytest.TempPathFactory, inference) -> Path:
     (folder / "README.md").write_text("---\nlicense: apache-2.0\n---\n# A stand-in\n")
     # Pickled weights run code when loaded: never carried, even beside safetensors.
     (folder / "pytorch_model.bin").write_bytes(b"not carried")
+    # Mistral's own format beside the Hugging Face one: the same weights again, not served.
+    (folder / "consolidated.safetensors").write_bytes(b"not carried")
     return folder
 
 
@@ -106,7 +108,7 @@ def test_the_built_bundle_carries_the_quantized_model_under_the_served_name(
     assert entry.quantization == "gptq" and entry.parent == f"{SERVED}-source"
     files = {item.path for item in entry.files}
     assert {"LICENSE", "README.md", "quantize_config.json", "model.safetensors"} <= files
-    assert "pytorch_model.bin" not in files
+    assert not files & {"pytorch_model.bin", "consolidated.safetensors"}
     config = json.loads((top / "models" / SERVED / "config.json").read_text())
     assert (config["quantization_config"]["bits"], config["quantization_config"]["group_size"]) == (
         4,
