@@ -212,10 +212,6 @@ class IngestService:
         override = self._catalog.access_override(doc_id)
         return override or access_for_path(self._settings.access, path)
 
-    def ingest_file(self, path: Path) -> FileOutcome:
-        ready = self.prepare(path)
-        return ready if isinstance(ready, FileOutcome) else self.write([ready])[0]
-
     def prepare(self, path: Path, indexed_since: float | None = None) -> FileOutcome | ReadyFile:
         """Checks, parses and chunks one file: its chunks, ready to embed, or its outcome
         (failed, unchanged) when there is nothing to embed.
