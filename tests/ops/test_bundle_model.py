@@ -27,6 +27,8 @@ from tests.conftest import CORPUS, ROOT
 from tests.inference import MODELS_CACHE
 from tests.ops.test_ansible_install import CLEAN_ENV
 
+pytestmark = pytest.mark.e2e  # a GPTQ run and a 1 GB archive: skip with -m "not e2e"
+
 SERVED = load_profile("gpu-mistral-gptq").model
 SMOLLM2 = MODELS_CACHE / "smollm2-135m-instruct"
 
