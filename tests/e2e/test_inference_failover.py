@@ -63,6 +63,10 @@ def _components(inference: Inference, second_url: str, data: Path) -> Components
         **inference.overrides,
         APPLIANCE__LLM__BASE_URLS=f"[{second_url}]",
         APPLIANCE__LLM__MAX_TOKENS="48",
+        # Longer than the test: once marked down, the killed server stays down to the end, so
+        # what the test reads does not depend on how fast this machine answers (at the default
+        # 10 s it could come "up" again, be retried, and be read as not down).
+        APPLIANCE__LLM__FAILOVER_COOLDOWN_S="600",
         APPLIANCE__ANSWERING__MODE="generate",
         APPLIANCE__ANSWERING__UNSUPPORTED="flag",
     )

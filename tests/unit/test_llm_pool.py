@@ -72,6 +72,9 @@ def test_all_down_raises_and_a_failure_after_the_first_token_is_not_retried() ->
     with pytest.raises(openai.APIConnectionError):
         next(stream)
     assert other.asked == 0  # the reader has seen "half": a second answer would not fit it
+    # ... but the next question does not go to the server that broke off.
+    assert [state["down_for_s"] for state in midway.state()] == [10.0, 0.0]
+    assert next(midway.stream_chat([])) == "other"
 
 
 def test_questions_that_arrive_together_spread_over_the_servers() -> None:

@@ -5,7 +5,8 @@ answer goes to the server with the fewest answers in flight from this process (t
 that has had fewest). A server that cannot be reached, or answers 5xx, before its first token
 is marked down for `llm.failover_cooldown_s` and the answer goes to the next one, so a
 question fails only when no server can take it. A server that dies after its first token ends
-that answer early; the answer service then finishes it with quotes and a notice.
+that answer early (the answer service then finishes it with quotes and a notice) and is marked
+down the same way.
 """
 
 from __future__ import annotations
@@ -95,11 +96,14 @@ class PooledLLM:
                     yield response
                 return
             except Exception as error:
-                if started or not _server_failed(error):
+                if not _server_failed(error):
                     raise
-                failure = error
+                # Unreachable before or during the answer: the next question goes elsewhere.
                 with self._lock:
                     backend.down_until = self._clock() + self._cooldown_s
+                if started:
+                    raise
+                failure = error
             finally:
                 with self._lock:
                     backend.in_flight -= 1
