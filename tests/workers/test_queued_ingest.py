@@ -14,10 +14,11 @@ from appliance.components.embedding import Embedder
 from appliance.container import Components
 from appliance.retrieval.dense import DenseRetriever
 from ingest.chunker import Chunker
+from ingest.jobs import build_ingest_jobs
 from ingest.parsers import ParseOptions, parser_for
 from tests.conftest import CORPUS, api_client, free_port, settings_for
 from tests.workers.bad_inputs import write_bad_inputs
-from tests.workers.conftest import QueuedAppliance
+from tests.workers.conftest import QueuedAppliance, _wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -167,8 +168,18 @@ def test_two_workers_share_the_work_and_lose_nothing(
         (folder / f"note-{n:02}.txt").write_text(text)
     queued.start_worker("left")
     queued.start_worker("right")
-    time.sleep(8)  # both ready before the work arrives, so both get some
-    job = queued.wait_done(queued.jobs().submit_paths([folder]).job_id)
+    # Both ready before the work arrives (a fixed sleep was too short on a slow machine), and
+    # one file a task: with two tasks of 8 and 4 files, a worker still busy with a task that an
+    # earlier test's killed worker left behind could find both taken by the other.
+    for name in ("left", "right"):
+        log = queued.logs / f"{name}.log"
+        _wait_until(lambda log=log: f"{log.stem}@".encode() in log.read_bytes()
+                    and b" ready." in log.read_bytes(), 120, f"worker {name} ready")  # fmt: skip
+    one_each = queued.settings.model_copy(
+        update={"ingest": queued.settings.ingest.model_copy(update={"files_per_task": 1})}
+    )
+    jobs = build_ingest_jobs(Components(one_each), background=False)
+    job = queued.wait_done(jobs.submit_paths([folder]).job_id)
 
     assert job.count("indexed") == 12
     assert {item.worker.split("@")[0] for item in job.files} == {"left", "right"}
